@@ -13,10 +13,10 @@ raise `NotSupported` (never a silent no-op).
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 from .._clock import Clock, SystemClock
 from .._exceptions import NotSupported
@@ -187,7 +187,7 @@ class RawDeadLetter:
     last_failed_at: float
 
 
-Deliver = Callable[[Delivery], Awaitable[None]]
+Deliver = Callable[[Delivery], Coroutine[Any, Any, None]]
 """The callback a consumer runs for each delivery; it settles the delivery itself."""
 
 

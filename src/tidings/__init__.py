@@ -1,0 +1,50 @@
+"""tidings: event-driven messaging for Python services.
+
+Typed events and commands, confirmed publishing, retries that never block a worker,
+dead-letter queues you can inspect and replay, idempotent consumers — on an embedded durable
+broker with no set-up, or on RabbitMQ, with the same application code.
+"""
+
+from __future__ import annotations
+
+from ._bus import Bus
+from ._context import Context
+from ._dlq import DeadLetter, DeadLetters
+from ._envelope import Envelope
+from ._exceptions import (
+    BrokerUnavailable,
+    ConfigError,
+    DeadLetterNotFound,
+    MessageTooLarge,
+    NotSupported,
+    Permanent,
+    StateError,
+    TidingsError,
+    Unroutable,
+)
+from ._messages import Command, Event
+from ._retry import Retry
+from ._stats import GroupStats
+from ._version import __version__
+
+__all__ = [
+    "BrokerUnavailable",
+    "Bus",
+    "Command",
+    "ConfigError",
+    "Context",
+    "DeadLetter",
+    "DeadLetterNotFound",
+    "DeadLetters",
+    "Envelope",
+    "Event",
+    "GroupStats",
+    "MessageTooLarge",
+    "NotSupported",
+    "Permanent",
+    "Retry",
+    "StateError",
+    "TidingsError",
+    "Unroutable",
+    "__version__",
+]

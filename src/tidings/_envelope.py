@@ -1,0 +1,241 @@
+"""The CloudEvents 1.0 envelope and its JSON codec (structured and binary modes).
+
+Structured mode puts the attributes and the data in one JSON object
+(``application/cloudevents+json``). Binary mode puts the attributes in ``ce-`` headers and
+the data alone in the body. Decoding accepts both, and foreign messages too: a plain JSON body
+whose type comes from the routing key and whose id comes from the transport's message id, or
+else from a hash of routing key and body (stable across redeliveries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "STRUCTURED_CONTENT_TYPE",
+    "DecodeError",
+    "Envelope",
+    "decode",
+    "decode_with_mode",
+    "encode",
+    "new_event_id",
+]
+
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+JSON_CONTENT_TYPE = "application/json"
+SPECVERSION = "1.0"
+
+_CORE = (
+    "id",
+    "source",
+    "type",
+    "specversion",
+    "time",
+    "datacontenttype",
+    "subject",
+    "dataschema",
+)
+_EXTENSIONS = (
+    "dataversion",
+    "correlationid",
+    "causationid",
+    "partitionkey",
+    "traceparent",
+    "tracestate",
+)
+_KNOWN = frozenset(_CORE + _EXTENSIONS)
+
+
+class DecodeError(ValueError):
+    """A message body could not be decoded; the message goes to the dead-letter queue."""
+
+
+def new_event_id() -> str:
+    """A fresh event id (a UUID4 string)."""
+    return str(uuid.uuid4())
+
+
+def _format_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DecodeError(f"attribute 'time' must be an RFC 3339 string, not {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise DecodeError(f"attribute 'time' is not an RFC 3339 timestamp: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The CloudEvents attributes around an event's data (read-only).
+
+    Core attributes are ``id``, ``source``, ``type``, ``specversion``, ``time``,
+    ``datacontenttype``, ``subject``, ``dataschema``; tidings adds the extension attributes
+    ``dataversion`` (schema version), ``correlationid``, ``causationid``, ``partitionkey``,
+    ``traceparent`` and ``tracestate``. Other extension attributes are kept in `extensions`.
+    """
+
+    id: str
+    source: str
+    type: str
+    specversion: str = SPECVERSION
+    time: datetime | None = None
+    datacontenttype: str | None = JSON_CONTENT_TYPE
+    subject: str | None = None
+    dataschema: str | None = None
+    dataversion: int | None = None
+    correlationid: str | None = None
+    causationid: str | None = None
+    partitionkey: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+    def attributes(self) -> dict[str, Any]:
+        """The attributes as a JSON-ready dict, unset ones left out."""
+        out: dict[str, Any] = {"specversion": self.specversion, "id": self.id}
+        out["source"] = self.source
+        out["type"] = self.type
+        if self.time is not None:
+            out["time"] = _format_time(self.time)
+        for name in ("datacontenttype", "subject", "dataschema", *_EXTENSIONS):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        for name, value in self.extensions.items():
+            out.setdefault(name, value)
+        return out
+
+    @classmethod
+    def from_attributes(cls, attrs: Mapping[str, Any]) -> Envelope:
+        """Build an envelope from decoded attributes; raise `DecodeError` if required ones
+        are missing or malformed."""
+        for required in ("id", "source", "type"):
+            value = attrs.get(required)
+            if not isinstance(value, str) or not value:
+                raise DecodeError(f"CloudEvents attribute {required!r} is missing or not a string")
+        version = attrs.get("dataversion")
+        if version is not None:
+            try:
+                version = int(version)
+            except (TypeError, ValueError) as exc:
+                raise DecodeError(
+                    f"attribute 'dataversion' is not an integer: {version!r}"
+                ) from exc
+        extensions = {k: v for k, v in attrs.items() if k not in _KNOWN and k != "data"}
+        extensions.pop("data_base64", None)
+
+        def text(name: str) -> str | None:
+            value = attrs.get(name)
+            return None if value is None else str(value)
+
+        return cls(
+            id=attrs["id"],
+            source=attrs["source"],
+            type=attrs["type"],
+            specversion=str(attrs.get("specversion", SPECVERSION)),
+            time=_parse_time(attrs.get("time")),
+            datacontenttype=text("datacontenttype"),
+            subject=text("subject"),
+            dataschema=text("dataschema"),
+            dataversion=version,
+            correlationid=text("correlationid"),
+            causationid=text("causationid"),
+            partitionkey=text("partitionkey"),
+            traceparent=text("traceparent"),
+            tracestate=text("tracestate"),
+            extensions=extensions,
+        )
+
+
+def encode(envelope: Envelope, data_json: bytes, wire: str) -> tuple[bytes, str, dict[str, str]]:
+    """Encode an envelope and its JSON data; return ``(body, content_type, headers)``.
+
+    `wire` is ``"structured"`` (one JSON object) or ``"binary"`` (``ce-`` headers, data in
+    the body).
+    """
+    attrs = envelope.attributes()
+    if wire == "binary":
+        headers = {f"ce-{k}": v if isinstance(v, str) else json.dumps(v) for k, v in attrs.items()}
+        headers.pop("ce-datacontenttype", None)
+        return data_json, envelope.datacontenttype or JSON_CONTENT_TYPE, headers
+    head = json.dumps(attrs, separators=(",", ":"), ensure_ascii=False).encode()
+    return head[:-1] + b',"data":' + data_json + b"}", STRUCTURED_CONTENT_TYPE, {}
+
+
+def foreign_id(routing_key: str, body: bytes) -> str:
+    """Stable id of a foreign message without a message id: a hash of key and body."""
+    digest = hashlib.sha256(routing_key.encode() + b"\x00" + body).hexdigest()
+    return f"sha256:{digest[:32]}"
+
+
+def decode(
+    *,
+    routing_key: str,
+    body: bytes,
+    content_type: str | None,
+    headers: Mapping[str, str],
+    message_id: str | None,
+    source: str = "unknown",
+) -> tuple[Envelope, Any]:
+    """Decode a message into ``(envelope, data)``; raise `DecodeError` when it cannot be."""
+    envelope, data, _ = decode_with_mode(
+        routing_key=routing_key,
+        body=body,
+        content_type=content_type,
+        headers=headers,
+        message_id=message_id,
+        source=source,
+    )
+    return envelope, data
+
+
+def decode_with_mode(
+    *,
+    routing_key: str,
+    body: bytes,
+    content_type: str | None,
+    headers: Mapping[str, str],
+    message_id: str | None,
+    source: str = "unknown",
+) -> tuple[Envelope, Any, str]:
+    """Like `decode`, also telling the mode: ``structured``, ``binary`` or ``foreign``."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    try:
+        parsed = json.loads(body) if body else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(f"body is not JSON ({exc.__class__.__name__}: {exc})") from exc
+    if ctype == STRUCTURED_CONTENT_TYPE or (
+        isinstance(parsed, dict) and "specversion" in parsed and ctype != JSON_CONTENT_TYPE
+    ):
+        if not isinstance(parsed, dict):
+            raise DecodeError("structured CloudEvent body is not a JSON object")
+        return Envelope.from_attributes(parsed), parsed.get("data"), "structured"
+    ce_headers = {k[3:]: v for k, v in headers.items() if k.lower().startswith("ce-")}
+    if ce_headers:
+        attrs: dict[str, Any] = dict(ce_headers)
+        attrs.setdefault("datacontenttype", content_type or JSON_CONTENT_TYPE)
+        return Envelope.from_attributes(attrs), parsed, "binary"
+    # A foreign message: plain JSON from another producer.
+    return (
+        Envelope(
+            id=message_id or foreign_id(routing_key, body),
+            source=source,
+            type=routing_key,
+            datacontenttype=content_type or JSON_CONTENT_TYPE,
+        ),
+        parsed,
+        "foreign",
+    )
