@@ -6,13 +6,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from ._envelope import Envelope
 from ._messages import Message
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["Context", "Pending"]
 
@@ -61,7 +57,9 @@ class Context:
         self.group = group
         self.attempt = attempt
         self.key = key
-        self.headers: Mapping[str, str] = MappingProxyType(dict(headers))
+        self.headers: Mapping[str, str] = MappingProxyType(
+            headers if isinstance(headers, dict) else dict(headers)
+        )
         self.replayed = replayed
         self._out: list[Pending] = []
 

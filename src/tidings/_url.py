@@ -13,6 +13,7 @@ __all__ = ["DEFAULT_URL", "mask_url", "open_transport", "resolve_url"]
 
 DEFAULT_URL = "sqlite:///tidings.db"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_LOOSE_CREDENTIALS = re.compile(r"([^:/@\s]*):[^@/\s]*@")
 _PLANNED = {"kafka": "the Kafka transport is on the roadmap and not available in this release"}
 
 
@@ -21,7 +22,10 @@ def mask_url(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:
-        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+        parts = None
+    if parts is None or not parts.scheme or not parts.netloc:
+        # Not a well-formed URL (e.g. "admin:secret@host"): mask anything like user:pass@.
+        return _LOOSE_CREDENTIALS.sub(r"\1:***@", url)
     if parts.password is None:
         return url
     host = parts.hostname or ""

@@ -167,3 +167,10 @@ async def test_publishing_needs_an_open_bus_and_a_typed_event() -> None:
 def test_bad_bus_options(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Bus("memory://", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("url", ["admin:s3cret@host/vhost", "//admin:s3cret@host"])
+async def test_malformed_urls_with_credentials_are_masked(url: str) -> None:
+    with pytest.raises(ConfigError, match="malformed") as info:
+        await Bus(url).start()
+    assert "s3cret" not in str(info.value)

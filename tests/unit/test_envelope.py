@@ -90,3 +90,31 @@ def test_undecodable_bodies_raise_a_clear_error(
 ) -> None:
     with pytest.raises(DecodeError, match=message):
         decode(routing_key="t", body=body, content_type=content_type, headers={}, message_id=None)
+
+
+def test_event_ids_are_unique_version_4_uuids() -> None:
+    import uuid
+
+    from tidings._envelope import new_event_id
+
+    ids = {new_event_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    for value in list(ids)[:50]:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 4 and str(parsed) == value
+
+
+def test_a_forked_child_draws_fresh_ids() -> None:
+    import os
+
+    from tidings._envelope import new_event_id
+
+    new_event_id()  # the pool now holds unused bytes the child must not reuse
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.write(write, new_event_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 100).decode()
+    assert child_id != new_event_id()
