@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from .._exceptions import ConfigError, DeadLetterNotFound
@@ -90,14 +90,28 @@ class MemoryBroker:
 
     def idle(self, now: float) -> bool:
         """True when no delivery is ready now or in flight."""
-        return not any(
-            e.leased or e.available_at <= now for q in self.queues.values() for e in q.entries
-        )
+        if any(e.leased for q in self.queues.values() for e in q.entries):
+            return False
+        return not any(e.available_at <= now for q in self.queues.values() for e in _takeable(q))
 
     def next_available(self) -> float | None:
-        """Earliest availability time of a scheduled (not leased) delivery, if any."""
-        times = [e.available_at for q in self.queues.values() for e in q.entries if not e.leased]
+        """Earliest availability time of a delivery a consumer could take, if any."""
+        times = [e.available_at for q in self.queues.values() for e in _takeable(q)]
         return min(times) if times else None
+
+
+def _takeable(queue: _Queue) -> Iterator[_Entry]:
+    """Unleased entries a consumer may take once they are due: in an ordered group only the
+    head of each key (the later ones wait behind it, even while it waits for a retry)."""
+    heads: set[str] = set()
+    for entry in queue.entries:
+        key = entry.message.key
+        if queue.spec.ordered and key is not None:
+            if key in heads:
+                continue
+            heads.add(key)
+        if not entry.leased:
+            yield entry
 
 
 _BROKERS: dict[str, MemoryBroker] = {}
@@ -175,8 +189,13 @@ class _MemoryConsumer(Consumer):
                 task = asyncio.create_task(self._deliver(delivery))
                 self._tasks[task] = entry
                 task.add_done_callback(self._done)
-            pending = self._t.broker.next_available()
-            if pending is not None and pending > now:
+            # Sleep until this group's next scheduled delivery (a retry, a delayed publish),
+            # or until something changes.
+            pending = min(
+                (e.available_at for e in _takeable(self._queue) if e.available_at > now),
+                default=None,
+            )
+            if pending is not None:
                 await clock.sleep_until(pending, self._wake)
             else:
                 await self._wake.wait()

@@ -1,0 +1,225 @@
+"""The harness a concrete test module gives the contract suite: buses and transports on one
+broker, a clock, and condition waits that work the same on simulated and real time."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from .._bus import Bus
+from .._clock import Clock, ManualClock, SystemClock
+from .._retry import Retry
+from .._stats import GroupStats
+from .._url import open_transport
+from ..transports._base import Delivery, Transport, TransportOptions
+
+__all__ = ["FixedDelay", "Harness", "Inbox", "eventually"]
+
+Predicate = Callable[[], bool | Awaitable[bool]]
+
+POLL = 0.01
+"""Seconds between two checks of a condition."""
+
+
+async def _check(predicate: Predicate) -> bool:
+    result = predicate()
+    if inspect.isawaitable(result):
+        result = await result
+    return bool(result)
+
+
+async def eventually(predicate: Predicate, timeout: float = 10.0, what: str = "") -> None:
+    """Wait until `predicate` (sync or async) is true, checking every 10 ms; fail the test
+    with an `AssertionError` after `timeout` real seconds."""
+    deadline = time.monotonic() + timeout
+    while not await _check(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what or predicate}")
+        await asyncio.sleep(POLL)
+
+
+class FixedDelay(Retry):
+    """A `Retry` whose back-off is exactly `base` seconds (no jitter).
+
+    The contract uses it where a test must know when a retry becomes due: a long delay
+    (an hour) keeps a retry waiting for the whole test, on simulated and real time alike.
+    """
+
+    def delay(self, attempt: int, rng: Any = None) -> float:
+        return float(self.base)
+
+
+class Harness:
+    """Buses and transports on one private broker, for one contract test.
+
+    A concrete test module builds one per test (a fresh broker each time: a new SQLite file,
+    a new ``memory://`` name, a new RabbitMQ namespace) and closes it after the test. This
+    base class runs on real time: back-offs in the contract are tiny, and `wait_until` just
+    polls. A harness on a `ManualClock` overrides `tick` to move the clock instead.
+
+    Args:
+        url: the bus URL of the broker under test.
+        clock: the clock handed to every bus and transport (default: the real clock).
+        bus_options: keyword options given to every `Bus` (e.g. a unique ``name`` so tests on
+            a shared server do not see each other's queues, or ``dedupe=`` for transports
+            without their own dedupe store).
+        timeout: default seconds `wait_until` waits.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        bus_options: Mapping[str, Any] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.clock = clock or SystemClock()
+        self.bus_options: dict[str, Any] = dict(bus_options or {})
+        self.timeout = timeout
+        self._buses: list[Bus] = []
+        self._transports: list[Transport] = []
+
+    # -- building ----------------------------------------------------------------------------
+
+    def make_bus(self, **options: Any) -> Bus:
+        """A new (not yet started) bus on the broker; `options` override `bus_options`.
+
+        The harness closes it after the test.
+        """
+        merged = {**self.bus_options, **options}
+        merged.setdefault("clock", self.clock)
+        bus = Bus(self.url, **merged)
+        self._buses.append(bus)
+        return bus
+
+    async def make_transport(self, **options: Any) -> Transport:
+        """A new, opened transport on the broker. `options` are `TransportOptions` fields
+        (``lease``, ``retention``, ``max_message_size``, ...); the harness closes it after
+        the test."""
+        options.setdefault("name", self.bus_options.get("name", "tidings"))
+        options.setdefault("clock", self.clock)
+        transport = open_transport(self.url, TransportOptions(**options))
+        await transport.open()
+        self._transports.append(transport)
+        return transport
+
+    def now(self) -> float:
+        """The harness clock's time, in epoch seconds."""
+        return self.clock.time()
+
+    # -- time --------------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move a `ManualClock` forward; on real time this does nothing (the contract's
+        back-offs are tiny, so they pass on their own)."""
+        if isinstance(self.clock, ManualClock):
+            self.clock.advance(seconds)
+
+    async def tick(self) -> None:
+        """Let time pass between two checks of a condition: one poll interval."""
+        await asyncio.sleep(POLL)
+
+    async def wait_until(
+        self, predicate: Predicate, timeout: float | None = None, what: str = ""
+    ) -> None:
+        """Wait until `predicate` (sync or async) holds; fail with `AssertionError` after
+        `timeout` real seconds (default: the harness's)."""
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while not await _check(predicate):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {limit:g}s waiting for {what or predicate}")
+            await self.tick()
+
+    async def settled(self, source: Bus | Transport, *groups: str) -> None:
+        """Wait until `groups` (all groups when none given) have nothing ready, in flight or
+        scheduled: every delivery made so far has been settled for good."""
+
+        async def quiet() -> bool:
+            stats = await source.stats()
+            chosen = [s for s in stats if not groups or s.group in groups]
+            return all(s.ready == 0 and s.in_flight == 0 and s.scheduled == 0 for s in chosen)
+
+        await self.wait_until(quiet, what=f"groups {groups or 'all'} to settle")
+
+    # -- teardown ----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close every bus and transport the harness made (errors are collected and the
+        first re-raised after everything was closed)."""
+        errors: list[BaseException] = []
+        for bus in reversed(self._buses):
+            try:
+                await bus.close(drain_timeout=1.0)
+            except Exception as exc:  # close the rest, report the first failure
+                errors.append(exc)
+        for transport in reversed(self._transports):
+            try:
+                await transport.close()
+            except Exception as exc:
+                errors.append(exc)
+        self._buses.clear()
+        self._transports.clear()
+        if errors:
+            raise errors[0]
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def group_stats(source: Bus | Transport, group: str) -> GroupStats:
+    """The stats of one group; `AssertionError` when the broker does not list it."""
+    for stats in await source.stats():
+        if stats.group == group:
+            return stats
+    raise AssertionError(f"stats() does not list group {group!r}")
+
+
+class Inbox:
+    """A `Deliver` callback for transport-level tests: records each delivery and holds it
+    unsettled until the test settles it with `ack` or `settle(delivery, action)`.
+
+    With ``auto_ack=True`` every delivery is acknowledged as soon as it is recorded.
+    """
+
+    def __init__(self, transport: Transport, *, auto_ack: bool = False) -> None:
+        self.transport = transport
+        self.auto_ack = auto_ack
+        self.got: list[Delivery] = []
+        self._gates: dict[int, asyncio.Future[Callable[[Delivery], Awaitable[None]]]] = {}
+
+    async def __call__(self, delivery: Delivery) -> None:
+        self.got.append(delivery)
+        if self.auto_ack:
+            await self.transport.ack(delivery)
+            return
+        gate = asyncio.get_running_loop().create_future()
+        self._gates[id(delivery)] = gate
+        action = await gate
+        await action(delivery)
+
+    def settle(self, delivery: Delivery, action: Callable[[Delivery], Awaitable[None]]) -> None:
+        """Let the callback holding `delivery` run `action(delivery)` and return."""
+        self._gates.pop(id(delivery)).set_result(action)
+
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge a held delivery."""
+        self.settle(delivery, self.transport.ack)
+
+    def held(self) -> list[Delivery]:
+        """Deliveries received and not yet released by the test."""
+        return [d for d in self.got if id(d) in self._gates]
