@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tidings import Bus, BrokerUnavailable, ConfigError, Event, MessageTooLarge, TidingsError
+from tidings import BrokerUnavailable, Bus, ConfigError, Event, MessageTooLarge, TidingsError
 
 
 class Big(Event, type="big.thing"):

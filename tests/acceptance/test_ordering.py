@@ -42,9 +42,7 @@ async def test_thousand_events_over_ten_keys_keep_publish_order_per_key(tmp_path
         await asyncio.wait_for(done.wait(), 60)
 
     # every key's successful runs are in publish order, nothing lost or run twice
-    succeeded = [
-        (k, s) for k, s, a in handled if (k, s) not in failing or a == 2
-    ]
+    succeeded = [(k, s) for k, s, a in handled if (k, s) not in failing or a == 2]
     assert len(succeeded) == total
     for key in {f"k{i}" for i in range(10)}:
         seqs = [s for k, s in succeeded if k == key]

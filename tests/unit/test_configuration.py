@@ -59,7 +59,9 @@ def test_group_defaults_to_module_and_function() -> None:
     @bus.subscribe("order.placed")
     async def reserve(event: OrderPlaced) -> None: ...
 
-    assert list(bus.groups) == [f"{__name__}.test_group_defaults_to_module_and_function.<locals>.reserve"]
+    assert list(bus.groups) == [
+        f"{__name__}.test_group_defaults_to_module_and_function.<locals>.reserve"
+    ]
 
 
 def test_overlapping_patterns_in_one_group_are_refused() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import fanout_app  # noqa: E402
+
 from tidings import Bus  # noqa: E402
 
 

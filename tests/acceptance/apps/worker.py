@@ -31,7 +31,7 @@ async def main(group: str) -> None:
         async def ack(delivery):  # type: ignore[no-untyped-def]
             data = json.loads(delivery.body)["data"]
             if data["n"] == KILL_AT_ACK_OF:
-                while not (fanout_app.OUT / "blocked").exists():
+                while not (fanout_app.OUT / "blocked").exists():  # noqa: ASYNC110 - a file
                     await asyncio.sleep(0.01)
                 os.kill(os.getpid(), signal.SIGKILL)
             await real_ack(delivery)
