@@ -46,6 +46,7 @@ __all__ = [
 
 APPLICATION_ID = 0x54494447  # "TIDG"
 SCHEMA_VERSION = 1
+_WAL_SIZE_LIMIT = 32 * 1024 * 1024
 
 _SCHEMA = (
     """CREATE TABLE state (
@@ -228,7 +229,9 @@ def _sql_matches(pattern: str, routing_key: str) -> bool:
     return matches(pattern, routing_key)
 
 
-def connect(path: Path, *, synchronous: str, busy_timeout: float, create: bool) -> sqlite3.Connection:
+def connect(
+    path: Path, *, synchronous: str, busy_timeout: float, create: bool
+) -> sqlite3.Connection:
     """Open a connection to the broker file, creating the schema when `create` and the file
     is new; check the file is ours and of a version we read.
 
@@ -255,6 +258,8 @@ def connect(path: Path, *, synchronous: str, busy_timeout: float, create: bool) 
             raise ConfigError(f"cannot put {path} in WAL mode (journal mode is {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA foreign_keys = OFF")
+        # A WAL file is reused but never shrinks on its own; cap what a burst leaves behind.
+        conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
         conn.create_function("tidings_matches", 2, _sql_matches, deterministic=True)
         return conn
     except BaseException as exc:

@@ -335,3 +335,52 @@ async def test_stats_count_each_state_of_a_group(open_transport: OpenTransport) 
     assert orders.alerts == ()
     assert (idle.ready, idle.dead, idle.publish_rate, idle.ack_rate) == (0, 0, 0.0, 0.0)
     await transport.ping()
+
+
+async def test_redeclaring_a_group_replaces_its_bindings(transport: SqliteTransport) -> None:
+    # Given a group bound to order.*
+    await transport.declare([ORDERS])
+    assert await transport.publish([message("order.placed")]) == [True]
+
+    # When it is declared again with another pattern
+    await transport.declare([GroupSpec("orders", ("invoice.*",))])
+
+    # Then only the new pattern routes to it
+    assert await transport.publish([message("order.placed"), message("invoice.sent")]) == [
+        False,
+        True,
+    ]
+    [stats] = await transport.stats()
+    assert stats.ready == 2
+
+
+async def test_a_failing_operation_does_not_fail_the_others_committed_with_it(
+    transport: SqliteTransport,
+) -> None:
+    # Given many publishes and one bad replay queued at the same moment
+    await transport.declare([ORDERS])
+    calls = [transport.publish([message()]) for _ in range(20)]
+    calls.insert(10, transport.replay("no-such-group", 0.0))
+
+    # When they are group-committed together
+    results = await asyncio.gather(*calls, return_exceptions=True)
+
+    # Then only the replay failed, and every publish was confirmed and stored
+    assert isinstance(results[10], ConfigError)
+    assert [r for i, r in enumerate(results) if i != 10] == [[True]] * 20
+    [stats] = await transport.stats()
+    assert stats.ready == 20
+
+
+async def test_stats_count_the_live_consumers(open_transport: OpenTransport) -> None:
+    first, second = await open_transport(), await open_transport()
+    await first.declare([ORDERS])
+    one = await first.consume(ORDERS, Inbox(first))
+    await second.consume(ORDERS, Inbox(second))
+
+    [stats] = await first.stats()
+    assert stats.consumers == 2
+
+    await one.stop(1.0)
+    [stats] = await second.stats()
+    assert stats.consumers == 1

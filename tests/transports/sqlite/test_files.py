@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -163,3 +165,35 @@ async def test_old_log_entries_and_expired_markers_are_cleaned_up(
     await eventually(lambda: inbox.deliveries, what="the pending delivery")
     assert inbox.deliveries[0].body == b"still needed"
     await eventually(lambda: _count(db_url, "log") == 0, what="the delivered entry removed")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB file system (tests run as root, like the acceptance suite's read-only mount)."""
+    target = tmp_path / "small"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)], check=True)
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "--lazy", str(target)], check=True)
+
+
+async def test_a_full_disk_is_a_clear_error_and_confirmed_messages_stay(
+    small_disk: Path, open_transport: OpenTransport
+) -> None:
+    transport = await open_transport(f"sqlite:///{small_disk / 'bus.db'}")
+    await transport.declare([GroupSpec("g", ("x.*",))])
+    confirmed = 0
+
+    # When publishes outgrow the disk
+    with pytest.raises(BrokerUnavailable, match=r"disk full writing .*bus\.db") as info:
+        for _ in range(100):
+            await transport.publish([message("x.big", body=os.urandom(64 * 1024))])
+            confirmed += 1
+
+    # Then the error is one line naming the file, and what was confirmed is intact
+    assert "\n" not in str(info.value)
+    [stats] = await transport.stats()
+    assert stats.ready == confirmed > 0
+    await transport.close()  # before the file system goes away

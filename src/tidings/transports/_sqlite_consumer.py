@@ -1,0 +1,201 @@
+"""A consumer of one group on the embedded broker.
+
+It claims ready deliveries in batches (as many as its free capacity), runs each in its own
+task, renews the leases of running ones every third of the lease, and sleeps in between
+until a wake-up (a commit in this process, or a datagram from another), the next scheduled
+delivery or lease expiry, or the safety poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from typing import cast
+
+from .._clock import Clock
+from .._exceptions import StateError, TidingsError
+from ._base import Consumer, Deliver, Delivery, GroupSpec
+from ._sqlite_consume_ops import ClaimOp, RegisterOp, ReleaseOp, RenewOp, UnregisterOp
+from ._sqlite_store import WriterThread
+from ._sqlite_txn import Lease
+
+__all__ = ["SqliteConsumer"]
+
+log = logging.getLogger("tidings.sqlite")
+
+
+class SqliteConsumer(Consumer):
+    """Claims ready deliveries of one group in batches and runs each in its own task.
+
+    Args:
+        writer: the transport's writer thread.
+        spec: the group.
+        deliver: the callback run for each delivery (it settles the delivery).
+        clock: time source, for scheduled deliveries.
+        lease: seconds a claim lasts unless renewed.
+        poll_interval: seconds between safety polls when no wake-up comes.
+        attach: called with the consumer once registered, so commits can wake it.
+        detach: called with the consumer once stopped.
+    """
+
+    def __init__(
+        self,
+        writer: WriterThread,
+        spec: GroupSpec,
+        deliver: Deliver,
+        *,
+        clock: Clock,
+        lease: float,
+        poll_interval: float,
+        attach: Callable[[SqliteConsumer], None],
+        detach: Callable[[SqliteConsumer], None],
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.gid = 0
+        self._writer = writer
+        self._spec = spec
+        self._deliver = deliver
+        self._clock = clock
+        self._lease_seconds = lease
+        self._poll = poll_interval
+        self._attach = attach
+        self._detach = detach
+        self._wake_event = asyncio.Event()
+        self._notified = True
+        self._stopping = False
+        self._stopped = False
+        self._tasks: dict[asyncio.Task[None], Lease] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._renew_task: asyncio.Task[None] | None = None
+
+    async def start(self, port: int) -> None:
+        """Register, then start claiming and renewing."""
+        self.gid = await self._writer.submit(RegisterOp(self.id, self._spec, port, os.getpid()))
+        self._attach(self)
+        name = f"tidings-sqlite-consumer-{self._spec.name}"
+        self._loop_task = asyncio.create_task(self._run(), name=name)
+        self._renew_task = asyncio.create_task(self._renew(), name=f"{name}-renew")
+
+    def notify(self) -> None:
+        """Deliveries may be ready (or due sooner): claim at the next chance."""
+        self._notified = True
+        self._wake_event.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        clock, poll = self._clock, self._poll
+        next_due: float | None = None
+        last_claim = -poll
+        while not self._stopping:
+            free = self._spec.concurrency - len(self._tasks)
+            due = (
+                self._notified
+                or loop.time() - last_claim >= poll
+                or (next_due is not None and clock.time() >= next_due)
+            )
+            if free > 0 and due:
+                self._notified = False
+                last_claim = loop.time()
+                running = frozenset(lease.row_id for lease in self._tasks.values())
+                op = ClaimOp(self._spec.name, self.gid, free, self.id, self._lease_seconds, running)
+                try:
+                    deliveries, next_due = await self._writer.submit(op)
+                except StateError:
+                    return
+                except TidingsError as exc:
+                    log.warning("group %s: claiming failed: %s", self._spec.name, exc)
+                    next_due = None
+                    continue
+                if self._stopping:
+                    await self._release([cast(Lease, d.handle) for d in deliveries], False)
+                    return
+                for delivery in deliveries:
+                    self._spawn(delivery)
+                if len(deliveries) == free:
+                    self._notified = True  # there may be more; claim when capacity frees
+                continue
+            timeout: float | None = None
+            if free > 0:
+                timeout = poll - (loop.time() - last_claim)
+                if next_due is not None:
+                    timeout = min(timeout, next_due - clock.time())
+            self._wake_event.clear()
+            # Re-check after clearing: a notification may have come during the claim.
+            if self._stopping or (free > 0 and self._notified):
+                continue
+            if timeout is not None and timeout <= 0:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake_event.wait()
+
+    def _spawn(self, delivery: Delivery) -> None:
+        task = asyncio.create_task(self._run_one(delivery))
+        self._tasks[task] = cast(Lease, delivery.handle)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        self._wake_event.set()
+
+    async def _run_one(self, delivery: Delivery) -> None:
+        try:
+            await self._deliver(delivery)
+        except Exception:
+            # Left unsettled: the lease is no longer renewed, expires, and the delivery
+            # returns with attempt + 1 (a natural back-off for a broken callback).
+            cast(Lease, delivery.handle).settled = True
+            log.exception(
+                "group %s: the deliver callback failed on %s without settling it",
+                self._spec.name,
+                delivery.id,
+            )
+
+    async def _renew(self) -> None:
+        interval = self._lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            leases = [lease for lease in self._tasks.values() if not lease.settled]
+            if leases:
+                try:
+                    await self._writer.submit(RenewOp(leases, self._lease_seconds))
+                except TidingsError as exc:
+                    log.warning("group %s: renewing leases failed: %s", self._spec.name, exc)
+
+    async def _release(self, leases: list[Lease], count_attempt: bool) -> None:
+        if leases:
+            try:
+                await self._writer.submit(ReleaseOp(leases, count_attempt))
+            except TidingsError as exc:
+                log.warning("group %s: releasing leases failed: %s", self._spec.name, exc)
+
+    async def stop(self, timeout: float) -> None:
+        """Stop claiming, wait up to `timeout` seconds for running handlers, cancel the rest
+        and give their deliveries back to the group (attempt counted), then unregister."""
+        if self._stopped:
+            return
+        self._stopped = self._stopping = True
+        self._wake_event.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=max(timeout, 0.0))
+            if pending:
+                leases = [self._tasks[t] for t in pending if t in self._tasks]
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
+                await self._release([x for x in leases if not x.settled], True)
+        if self._renew_task is not None:
+            self._renew_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renew_task
+        try:
+            await self._writer.submit(UnregisterOp(self.id))
+        except TidingsError as exc:
+            log.warning("group %s: unregistering the consumer failed: %s", self._spec.name, exc)
+        self._detach(self)
