@@ -18,7 +18,14 @@ from ._clock import Clock, SystemClock
 from ._context import Context, Pending
 from ._dlq import DeadLetters
 from ._duration import parse_since
-from ._envelope import Envelope, encode, new_event_id
+from ._envelope import (
+    JSON_CONTENT_TYPE,
+    SPECVERSION,
+    Envelope,
+    encode,
+    make_envelope,
+    new_event_id,
+)
 from ._exceptions import ConfigError, MessageTooLarge, StateError, Unroutable
 from ._messages import Message, message_type_of
 from ._pipeline import Pipeline, build_chain
@@ -51,7 +58,7 @@ class BusState(enum.Enum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Draft:
     """A message ready for the publish middleware: envelope, data and routing options."""
 
@@ -141,6 +148,7 @@ class Bus:
         self._transport: Transport | None = None
         self._groups: dict[str, Group] = {}
         self._consumers: list[Consumer] = []
+        self._pipelines: list[Pipeline] = []
         self._dedupe: DedupeStore | None = None
         self._state = BusState.NEW
 
@@ -273,6 +281,7 @@ class Bus:
                 clock=self.clock,
                 source=self.source,
             )
+            self._pipelines.append(pipeline)
             self._consumers.append(await transport.consume(group.spec(), _guarded(pipeline)))
 
     async def declare(self) -> None:
@@ -287,6 +296,9 @@ class Bus:
         self._state = BusState.CLOSED
         consumers, self._consumers = self._consumers, []
         await asyncio.gather(*(c.stop(drain_timeout) for c in consumers), return_exceptions=True)
+        pipelines, self._pipelines = self._pipelines, []
+        for pipeline in pipelines:
+            await pipeline.close()
         own = self._transport.dedupe_store() if self._transport is not None else None
         if self._dedupe is not None and self._dedupe is not own:
             await self._dedupe.close()
@@ -322,29 +334,34 @@ class Bus:
         mtype, version = message_type_of(message)
         if key is not None and not isinstance(key, str):
             key = str(key)
-        envelope = Envelope(
-            id=id or new_event_id(),
-            source=self.source,
-            type=mtype,
-            time=datetime.fromtimestamp(self.clock.time(), UTC),
-            dataversion=version,
-            partitionkey=key,
-            correlationid=(cause.correlationid or cause.id) if cause else None,
-            causationid=cause.id if cause else None,
-            traceparent=cause.traceparent if cause else None,
-            tracestate=cause.tracestate if cause else None,
+        envelope = make_envelope(
+            id or new_event_id(),
+            self.source,
+            mtype,
+            SPECVERSION,
+            datetime.fromtimestamp(self.clock.time(), UTC),
+            JSON_CONTENT_TYPE,
+            None,
+            None,
+            version,
+            (cause.correlationid or cause.id) if cause else None,
+            cause.id if cause else None,
+            key,
+            cause.traceparent if cause else None,
+            cause.tracestate if cause else None,
+            None,
         )
         data_json = message.__pydantic_serializer__.to_json(message)
         return _Draft(envelope, data_json, key, group, headers, delay)
 
-    async def _terminal(self, draft: _Draft) -> OutgoingMessage:
+    def _outgoing(self, draft: _Draft) -> OutgoingMessage:
         body, content_type, ce_headers = encode(draft.envelope, draft.data_json, self.wire)
         if len(body) > self.max_message_size:
             raise MessageTooLarge(
                 f"{draft.envelope.type} message {draft.envelope.id} is {len(body):,} bytes, "
                 f"over the limit of {self.max_message_size:,} (Bus(max_message_size=...))"
             )
-        headers = {**(draft.headers or {}), **ce_headers}
+        headers = {**draft.headers, **ce_headers} if draft.headers else ce_headers
         return OutgoingMessage(
             id=draft.envelope.id,
             type=draft.envelope.type,
@@ -359,10 +376,10 @@ class Bus:
 
     async def _build(self, draft: _Draft) -> OutgoingMessage:
         if not self.middleware:
-            return await self._terminal(draft)
+            return self._outgoing(draft)
 
         async def with_envelope(envelope: Envelope) -> OutgoingMessage:
-            return await self._terminal(replace(draft, envelope=envelope))
+            return self._outgoing(replace(draft, envelope=envelope))
 
         chain = build_chain(self.middleware, "publish", with_envelope)
         result = await chain(draft.envelope)
@@ -372,7 +389,7 @@ class Bus:
 
     async def _send(self, messages: list[OutgoingMessage]) -> list[str]:
         routed = await self.transport.publish(messages)
-        if self.on_unroutable == "error":
+        if self.on_unroutable == "error" and not all(routed):
             lost = [m for m, ok in zip(messages, routed, strict=True) if not ok]
             if lost:
                 first = lost[0]

@@ -22,6 +22,7 @@ from ._context import Context
 from ._envelope import DecodeError, Envelope, decode
 from ._exceptions import Permanent
 from ._subscription import Group, Handler
+from ._watchdog import Watchdog
 from .transports._base import DedupeStore, Delivery, Failure, Transport
 
 __all__ = ["Pipeline", "build_chain", "failure_from"]
@@ -115,6 +116,7 @@ class Pipeline:
         self.rng = rng or random.Random()
         self._chain = build_chain(middleware, "consume", self._invoke)
         self._current: dict[int, tuple[Handler, Any]] = {}
+        self._watchdog = Watchdog()
 
     async def __call__(self, delivery: Delivery) -> None:
         try:
@@ -189,27 +191,22 @@ class Pipeline:
         )
 
     async def _call_with_timeout(self, ctx: Context, timeout: float) -> None:
-        """Run the chain; past `timeout` seconds cancel it and raise `TimeoutError`.
-
-        A bare timer handle costs far less per delivery than ``asyncio.timeout``.
-        """
+        """Run the chain; past `timeout` seconds cancel it and raise `TimeoutError`."""
         task = asyncio.current_task()
         assert task is not None
-        expired: list[bool] = []
-
-        def expire() -> None:
-            expired.append(True)
-            task.cancel()
-
-        timer = asyncio.get_running_loop().call_later(timeout, expire)
+        self._watchdog.watch(task, timeout)
         try:
             await self._chain(ctx)
         except asyncio.CancelledError:
-            if expired and task.uncancel() == 0:
+            if self._watchdog.expired(task) and task.uncancel() == 0:
                 raise TimeoutError(f"handler timed out after {timeout:g}s") from None
             raise
         finally:
-            timer.cancel()
+            self._watchdog.forget(task)
+
+    async def close(self) -> None:
+        """Release the pipeline's background timer."""
+        await self._watchdog.close()
 
     async def _invoke(self, ctx: Context) -> None:
         handler, event = self._current[id(ctx)]

@@ -87,7 +87,7 @@ class GroupSpec:
     ordered: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutgoingMessage:
     """One encoded message to publish.
 

@@ -64,6 +64,7 @@ class SqliteConsumer(Consumer):
         self._poll = poll_interval
         self._attach = attach
         self._detach = detach
+        self._batch = max(1, spec.concurrency // 4)
         self._wake_event = asyncio.Event()
         self._notified = True
         self._stopping = False
@@ -92,12 +93,15 @@ class SqliteConsumer(Consumer):
         last_claim = -poll
         while not self._stopping:
             free = self._spec.concurrency - len(self._tasks)
+            # While handlers run, claim in batches of at least a quarter of the window: one
+            # claim per finished handler would cost a transaction per delivery.
+            enough = free >= (self._batch if self._tasks else 1)
             due = (
                 self._notified
                 or loop.time() - last_claim >= poll
                 or (next_due is not None and clock.time() >= next_due)
             )
-            if free > 0 and due:
+            if enough and due:
                 self._notified = False
                 last_claim = loop.time()
                 running = frozenset(lease.row_id for lease in self._tasks.values())
@@ -119,19 +123,25 @@ class SqliteConsumer(Consumer):
                     self._notified = True  # there may be more; claim when capacity frees
                 continue
             timeout: float | None = None
-            if free > 0:
+            if enough:
                 timeout = poll - (loop.time() - last_claim)
                 if next_due is not None:
                     timeout = min(timeout, next_due - clock.time())
             self._wake_event.clear()
             # Re-check after clearing: a notification may have come during the claim.
-            if self._stopping or (free > 0 and self._notified):
+            if self._stopping or (enough and self._notified):
                 continue
             if timeout is not None and timeout <= 0:
                 continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
+            if timeout is None:
+                await self._wake_event.wait()
+            else:
+                # A bare timer is much cheaper than asyncio.timeout on this hot loop.
+                timer = loop.call_later(timeout, self._wake_event.set)
+                try:
                     await self._wake_event.wait()
+                finally:
+                    timer.cancel()
 
     def _spawn(self, delivery: Delivery) -> None:
         task = asyncio.create_task(self._run_one(delivery))
@@ -140,7 +150,10 @@ class SqliteConsumer(Consumer):
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
-        self._wake_event.set()
+        # Wake the claim loop only when a batch's worth of room has opened (or none run).
+        left = len(self._tasks)
+        if left == 0 or left == self._spec.concurrency - self._batch:
+            self._wake_event.set()
 
     async def _run_one(self, delivery: Delivery) -> None:
         try:
