@@ -348,6 +348,33 @@ def replay(
     typer.echo(f"replayed {count} event(s) to {group} (published since {stamp})")
 
 
+_GLOBAL_OPTIONS = ("--log-level", "--log-format")
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move ``--log-level``/``--log-format`` given after a subcommand to the front, so they
+    work everywhere (``tidings run app:bus --log-level debug``) as well as first."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg.split("=", 1)[0] in _GLOBAL_OPTIONS:
+            if "=" in arg or i + 1 >= len(argv):
+                front.append(arg)
+                i += 1
+            else:
+                front += argv[i : i + 2]
+                i += 2
+            continue
+        rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Entry point of the ``tidings`` console script and ``python -m tidings``."""
-    app(prog_name="tidings")
+    app(args=hoist_global_options(sys.argv[1:]), prog_name="tidings")

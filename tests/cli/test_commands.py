@@ -246,3 +246,21 @@ def test_queues_watch_refreshes_until_ctrl_c(db_url: str, tmp_path: Path) -> Non
                 proc.kill()
                 proc.wait()
     assert "Traceback" not in log.read_text()
+
+
+def test_log_options_are_accepted_after_the_subcommand_too() -> None:
+    from tidings._cli import hoist_global_options
+
+    assert hoist_global_options(["run", "app:bus", "--log-level", "debug", "--group", "g"]) == [
+        "--log-level",
+        "debug",
+        "run",
+        "app:bus",
+        "--group",
+        "g",
+    ]
+    assert hoist_global_options(["queues", "--log-format=json", "--json"]) == [
+        "--log-format=json",
+        "queues",
+        "--json",
+    ]
