@@ -1,162 +1,237 @@
-"""The shop behind ``tidings demo``: an orders service and two services that react to it.
+"""The engine of ``tidings demo``: run a scenario of `tidings.examples` end to end.
 
-The orders service publishes ``order.placed``. *billing* charges each order and publishes
-``payment.captured``; *shipping* ships what was paid. The payment gateway is made to fail
-the way real ones do, deterministically for a given seed:
-
-* a share of orders hits a gateway timeout on the first attempt and succeeds on the retry
-  (retries are scheduled by the broker, the worker never sleeps on them);
-* a share of orders is paid with a declined card: billing raises `Permanent` and the order
-  goes straight to billing's dead-letter queue, where ``tidings dlq`` can inspect it.
-
-A `Tally` middleware counts what each group handled, retried and how long it took from
-publish to done, which is what the demo's summary shows.
+The demo declares the scenario's groups, starts worker processes (``tidings run`` of the
+scenario's worker bus) on the same broker, publishes the workload from this process, and
+watches two things until the scenario is finished: the outcome events, through an
+observer group of its own, and the groups' statistics (nothing ready, in flight or
+scheduled). On ``memory://`` the services run in this process instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from ._bus import Bus
-from ._context import Context
-from ._exceptions import Permanent
-from ._messages import Event
-from ._retry import Retry
+from ._exceptions import TidingsError
+from ._stats import GroupStats
+from ._url import mask_url
+from .examples.plan import Settings
+from .examples.scenario import OBSERVER_GROUP, Scenario, Tracker
+from .examples.shop import ShopScenario
+from .examples.signup import SignupScenario
+from .examples.streaming import StreamingScenario
 
-__all__ = [
-    "DECLINED_CARD",
-    "GROUPS",
-    "DemoShop",
-    "GatewayTimeout",
-    "GroupTally",
-    "OrderPlaced",
-    "PaymentCaptured",
-    "Tally",
-    "build_shop",
-]
+__all__ = ["SCENARIOS", "DemoResult", "Snapshot", "percentile", "run_scenario"]
 
-DECLINED_CARD = "0002"
-GOOD_CARD = "4242"
-GROUPS = ("billing", "shipping")
-FLAKY_SHARE = 0.2
-DECLINED_SHARE = 0.08
+logger = logging.getLogger("tidings.demo")
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s for s in (ShopScenario(), StreamingScenario(), SignupScenario())
+}
+_POLL = 0.05
 
 
-class OrderPlaced(Event, type="order.placed", version=1):
-    """An order was placed in the shop."""
-
-    order_id: str
-    customer: str
-    total: Decimal
-    card: str
-
-
-class PaymentCaptured(Event, type="payment.captured", version=1):
-    """Billing charged the card of an order."""
-
-    order_id: str
-    customer: str
-    amount: Decimal
-
-
-class GatewayTimeout(Exception):
-    """The (simulated) payment gateway did not answer in time."""
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank `q` percentile (0-100) of `values`, None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
 
 
 @dataclass(slots=True)
-class GroupTally:
-    """What one group did: handled events, those handled after a retry, failed attempts,
-    and the latency from publish to handled of each, in seconds."""
+class Snapshot:
+    """Where a run is: items published and done, and each group's queue."""
 
-    handled: int = 0
-    retried: int = 0
-    failures: int = 0
-    latencies: list[float] = field(default_factory=list)
-
-
-class Tally:
-    """A consume middleware that counts outcomes per group."""
-
-    def __init__(self) -> None:
-        self.groups: dict[str, GroupTally] = {g: GroupTally() for g in GROUPS}
-
-    async def consume(self, ctx: Context, call_next: Callable[[], Awaitable[None]]) -> None:
-        tally = self.groups.setdefault(ctx.group, GroupTally())
-        try:
-            await call_next()
-        except Exception:
-            tally.failures += 1
-            raise
-        tally.handled += 1
-        if ctx.attempt > 1:
-            tally.retried += 1
-        if ctx.envelope.time is not None:
-            tally.latencies.append(max(0.0, time.time() - ctx.envelope.time.timestamp()))
+    scenario: Scenario
+    count: int
+    published: int = 0
+    done: int = 0
+    queues: dict[str, GroupStats] = field(default_factory=dict)
+    dead: dict[str, int] = field(default_factory=dict)
+    workers: int = 0
 
 
 @dataclass(slots=True)
-class DemoShop:
-    """The demo's bus (with both services subscribed), its orders and its tally."""
+class DemoResult:
+    """How a run ended: the scenario's counts, latencies and the groups' final queues."""
 
-    bus: Bus
-    tally: Tally
-    orders: list[OrderPlaced]
-    flaky: frozenset[str]
+    scenario: str
+    url: str
+    processes: int
+    seconds: float
+    counts: dict[str, int]
+    dead: dict[str, int]
+    latencies: list[float]
 
-    @property
-    def declined(self) -> int:
-        """How many orders are paid with a declined card (they end in the DLQ)."""
-        return sum(1 for o in self.orders if o.card == DECLINED_CARD)
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data."""
 
+        def ms(q: float) -> float | None:
+            value = percentile(self.latencies, q)
+            return None if value is None else round(value * 1000, 1)
 
-def _share(count: int, share: float) -> int:
-    return max(1, round(count * share)) if count >= 5 else 0
-
-
-def make_orders(count: int, rng: random.Random) -> tuple[list[OrderPlaced], frozenset[str]]:
-    """`count` orders, some with a declined card, and the ids the gateway times out on."""
-    declined = set(rng.sample(range(count), _share(count, DECLINED_SHARE)))
-    orders = [
-        OrderPlaced(
-            order_id=f"o-{n + 1:04d}",
-            customer=f"c-{rng.randint(1, 12):02d}",
-            total=Decimal(rng.randint(500, 25_000)) / 100,
-            card=DECLINED_CARD if n in declined else GOOD_CARD,
-        )
-        for n in range(count)
-    ]
-    payable = [o.order_id for o in orders if o.card != DECLINED_CARD]
-    flaky = rng.sample(payable, min(len(payable), _share(count, FLAKY_SHARE)))
-    return orders, frozenset(flaky)
+        return {
+            "scenario": self.scenario,
+            "url": mask_url(self.url),
+            "processes": self.processes,
+            "seconds": round(self.seconds, 3),
+            "counts": self.counts,
+            "dead_letters": self.dead,
+            "latency_ms": {"p50": ms(50), "p99": ms(99)},
+        }
 
 
-def build_shop(url: str, *, events: int, seed: int, retry_base: float = 0.05) -> DemoShop:
-    """The demo bus on `url` with the billing and shipping subscribers, and `events` orders."""
-    rng = random.Random(seed)
-    orders, flaky = make_orders(events, rng)
-    tally = Tally()
-    bus = Bus(url, middleware=[tally])
-    retry = Retry(attempts=3, base=retry_base, max_delay=1.0)
+class _Workers:
+    """Worker processes running ``tidings run <scenario worker>`` on the shared broker."""
 
-    @bus.subscribe("order.placed", group="billing", retry=retry)
-    async def charge(order: OrderPlaced, ctx: Context) -> None:
-        if order.card == DECLINED_CARD:
-            raise Permanent(f"card ending {order.card} declined for order {order.order_id}")
-        if order.order_id in flaky and ctx.attempt == 1:
-            raise GatewayTimeout(f"payment gateway timed out charging order {order.order_id}")
-        await asyncio.sleep(0.002 + random.random() * 0.008)  # the gateway call
-        captured = PaymentCaptured(
-            order_id=order.order_id, customer=order.customer, amount=order.total
-        )
-        await ctx.publish(captured, key=order.customer)
+    def __init__(self, scenario: Scenario, url: str, settings: Settings, count: int) -> None:
+        self._logs = tempfile.TemporaryDirectory(prefix="tidings-demo-workers-")
+        env = {**os.environ, **settings.to_env(), "TIDINGS_URL": url, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "tidings", "run", scenario.worker, "--drain-timeout", "5"]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._reported: set[int] = set()
+        for n in range(count):
+            with Path(self._logs.name, f"worker-{n + 1}.log").open("wb") as log:
+                proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.procs.append(proc)
+            logger.info("worker %d started (pid %d)", n + 1, proc.pid)
 
-    @bus.subscribe("payment.captured", group="shipping", retry=retry)
-    async def ship(payment: PaymentCaptured) -> None:
-        await asyncio.sleep(0.001 + random.random() * 0.004)  # book the courier
+    def alive(self) -> int:
+        """How many are running; a failure is reported once, and an error when none is."""
+        for n, proc in enumerate(self.procs):
+            if proc.poll() is not None and proc.pid not in self._reported:
+                self._reported.add(proc.pid)
+                logger.warning(
+                    "worker %d (pid %d) exited with status %s; the others take over its work",
+                    n + 1,
+                    proc.pid,
+                    proc.returncode,
+                )
+        running = sum(1 for proc in self.procs if proc.poll() is None)
+        if not running:
+            tail = self._tail(0)
+            raise TidingsError(f"every demo worker exited; the first one said: {tail}")
+        return running
 
-    return DemoShop(bus=bus, tally=tally, orders=orders, flaky=flaky)
+    def _tail(self, n: int) -> str:
+        text = Path(self._logs.name, f"worker-{n + 1}.log").read_text(errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        return lines[-1] if lines else "nothing"
+
+    async def stop(self) -> None:
+        """SIGTERM every worker (they drain and exit), kill those still running after 15 s."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                await asyncio.to_thread(proc.wait, 15.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+        self._logs.cleanup()
+
+
+async def _watch(
+    scenario: Scenario,
+    services: Bus,
+    tracker: Tracker,
+    snapshot: Snapshot,
+    base: dict[str, int],
+) -> bool:
+    """Refresh `snapshot`; True once the scenario finished and every group is idle."""
+    stats = {s.group: s for s in await services.stats()}
+    snapshot.queues = {g: stats[g] for g in scenario.groups if g in stats}
+    snapshot.dead = {g: s.dead - base.get(g, 0) for g, s in snapshot.queues.items()}
+    snapshot.done = scenario.done(tracker)
+    watched = [*scenario.groups, OBSERVER_GROUP]
+    idle = all(
+        g in stats and stats[g].ready == 0 and stats[g].in_flight == 0 and stats[g].scheduled == 0
+        for g in watched
+    )
+    return idle and scenario.finished(tracker, snapshot.count, snapshot.dead)
+
+
+async def run_scenario(
+    scenario: Scenario,
+    url: str,
+    *,
+    count: int,
+    settings: Settings,
+    processes: int = 0,
+    timeout: float = 120.0,
+    on_progress: Callable[[Snapshot], None] | None = None,
+) -> DemoResult:
+    """Run `scenario` with `count` items on `url` until it finished; return the result.
+
+    With `processes` > 0 the services run in that many worker processes (not on
+    ``memory://``, which one process owns); otherwise in this process. Raises
+    `TidingsError` when the run does not finish within `timeout` seconds.
+    """
+    if url.startswith("memory:"):
+        processes = 0
+    started = time.monotonic()
+    tracker = Tracker()
+    snapshot = Snapshot(scenario=scenario, count=count)
+    report = on_progress or (lambda _: None)
+    observer = scenario.observer(url, tracker)
+    services = scenario.create_bus(url, settings, consume=processes == 0)
+    workers: _Workers | None = None
+    await observer.start()  # the observer's group exists before any outcome is published
+    failed = True
+    try:
+        await services.start()
+        base = {s.group: s.dead for s in await services.stats()}
+        if processes:
+            workers = _Workers(scenario, url, settings, processes)
+        last = 0.0
+        for number in range(1, count + 1):
+            await scenario.publish(services, number, settings, tracker)
+            snapshot.published = number
+            if time.monotonic() - last > 0.1:
+                last = time.monotonic()
+                snapshot.workers = workers.alive() if workers else 0
+                report(snapshot)
+        deadline = started + timeout
+        while not await _watch(scenario, services, tracker, snapshot, base):
+            snapshot.workers = workers.alive() if workers else 0
+            report(snapshot)
+            if time.monotonic() > deadline:
+                raise TidingsError(
+                    f"the {scenario.name} demo did not finish within {timeout:g}s "
+                    f"({snapshot.done} of {count} {scenario.unit} done); "
+                    "run it with --log-level INFO to see why"
+                )
+            await asyncio.sleep(_POLL)
+        report(snapshot)
+        failed = False
+    finally:
+        if workers is not None:
+            with contextlib.suppress(Exception):
+                await workers.stop()
+        # On failure, do not wait for handlers that may never finish.
+        await services.close(drain_timeout=0.5 if failed else 10.0)
+        await observer.close(drain_timeout=0.5 if failed else 10.0)
+    return DemoResult(
+        scenario=scenario.name,
+        url=url,
+        processes=processes,
+        seconds=time.monotonic() - started,
+        counts=scenario.summary(tracker, count, snapshot.dead),
+        dead=dict(snapshot.dead),
+        latencies=list(tracker.latencies.values()),
+    )

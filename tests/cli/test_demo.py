@@ -1,71 +1,157 @@
-"""`tidings demo`: the README's main command."""
+"""`tidings demo`: the README's main command, checked against the seeded failure plan."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import cli
+from tidings.examples.plan import Settings
+from tidings.examples.shop.payment import declines
+from tidings.examples.streaming import expected_outcome as streaming_outcome
+
+from .conftest import cli, group_stats, wait_for
 
 
-def check_summary(summary: dict[str, object], events: int) -> None:
-    groups = summary["groups"]
-    assert isinstance(groups, dict)
-    billing, shipping = groups["billing"], groups["shipping"]
-    # every order was charged or dead-lettered; every charged order was shipped
-    assert billing["delivered"] == events
-    assert billing["handled"] + billing["dead_lettered"] == events
-    assert shipping["delivered"] == billing["handled"]
-    assert shipping["handled"] + shipping["dead_lettered"] == shipping["delivered"]
-    # the simulated failures happened: retries that succeeded, and declined cards
-    assert billing["retried"] > 0
-    assert billing["dead_lettered"] > 0
-    assert summary["handled"] == billing["handled"] + shipping["handled"]
-    assert summary["dead_lettered"] == billing["dead_lettered"] + shipping["dead_lettered"]
-    assert summary["retried"] == billing["retried"] + shipping["retried"]
-    assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
+def shop_plan(seed: int, orders: int) -> dict[str, int]:
+    """The shop's final counts from the plan: declined orders are compensated."""
+    compensated = sum(1 for n in range(1, orders + 1) if declines(seed, f"o-{n:05d}"))
+    return {
+        "orders": orders,
+        "completed": orders - compensated,
+        "compensated": compensated,
+        "dead_lettered": 0,
+    }
+
+
+def demo(*args: str, cwd: Path, timeout: float = 100) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tidings", "demo", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
 
 
 @pytest.mark.slow
-def test_demo_runs_on_a_fresh_machine(tmp_path: Path) -> None:
+def test_demo_shop_on_a_fresh_machine(tmp_path: Path) -> None:
     # Given nothing but the installed package (a temporary broker file by default)
-    def demo(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tidings", "demo", *args],
-            cwd=tmp_path, capture_output=True, text=True, timeout=100,
-        )  # fmt: skip
+    # When the README's main command runs with 200 orders, in worker processes
+    result = demo("shop", "--orders", "200", "--json", "--time-scale", "0.2", cwd=tmp_path)
 
-    # When the demo runs, twice
-    first = demo("--events", "30", "--json")
-    second = demo("--events", "30")
-
-    # Then both exit 0 with a summary whose counts add up, and leave no file behind
-    assert first.returncode == 0, first.stderr
-    check_summary(json.loads(first.stdout), 30)
-    assert second.returncode == 0, second.stderr
-    assert "handled" in second.stdout and "dead-lettered" in second.stdout
-    assert "p50" in second.stdout
+    # Then it exits 0, every order is completed or compensated as the plan says
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["counts"] == shop_plan(7, 200)
+    assert summary["counts"]["completed"] + summary["counts"]["compensated"] == 200
+    assert summary["processes"] == 3
+    assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
+    # and it leaves no file behind
     assert list(tmp_path.iterdir()) == []
 
 
-def test_demo_keeps_its_broker_when_given_a_url(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_demo_text_summary(tmp_path: Path) -> None:
+    result = demo("--orders", "40", "--processes", "2", "--time-scale", "0.1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    plan = shop_plan(7, 40)
+    assert f"40 orders: {plan['completed']} completed, {plan['compensated']} compensated" in (
+        result.stdout
+    )
+    assert "p50" in result.stdout and "p99" in result.stdout
+    assert "2 worker processes" in result.stdout
+
+
+@pytest.mark.slow
+def test_killing_a_worker_changes_nothing(tmp_path: Path) -> None:
+    # Given the shop demo running in three worker processes on a broker file we can watch
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    result = cli("demo", "--events", "20", "--json", "--url", url)
+    log = tmp_path / "demo.log"
+    args = ["--orders", "200", "--processes", "3", "--time-scale", "3", "--seed", "5"]
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tidings", "--log-level", "INFO", "demo", "shop", *args,
+             "--url", url, "--json"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=err, text=True,
+        )  # fmt: skip
+    try:
+        pids = wait_for(
+            lambda: (
+                [int(p) for p in re.findall(r"started \(pid (\d+)\)", log.read_text())][:3]
+                if log.read_text().count("started (pid") == 3
+                else None
+            ),
+            what="three workers",
+        )
+
+        # When one worker is killed while deliveries are in flight
+        def busy() -> bool:
+            stats = group_stats(url)
+            return sum(s.get("in_flight", 0) for s in stats.values()) > 0
+
+        wait_for(busy, what="deliveries in flight")
+        os.kill(pids[1], signal.SIGKILL)
+        stdout, _ = proc.communicate(timeout=100)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    # Then the demo still finishes, with exactly the counts of the plan
+    assert proc.returncode == 0, log.read_text()
+    assert f"(pid {pids[1]}) exited with status -9" in log.read_text()
+    assert json.loads(stdout)["counts"] == shop_plan(5, 200)
+
+
+def test_demo_on_the_memory_transport_runs_in_process() -> None:
+    result = cli("demo", "--orders", "50", "--url", "memory://demo-test", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    check_summary(summary, 20)
-
-    # the declined cards are in billing's dead-letter queue, with their reason
-    entries = json.loads(cli("dlq", "list", "billing", "--json", "--url", url).stdout)
-    assert len(entries) == summary["groups"]["billing"]["dead_lettered"]
-    assert all("declined" in e["reason"] for e in entries)
+    assert summary["scenario"] == "shop" and summary["processes"] == 0
+    assert summary["counts"] == shop_plan(7, 50)
 
 
-def test_demo_on_the_memory_transport() -> None:
-    result = cli("demo", "--events", "10", "--url", "memory://demo-test")
+def test_demo_streaming_matches_the_plan() -> None:
+    result = cli(
+        "demo", "streaming", "-n", "120", "--seed", "3", "--url", "memory://demo-streaming",
+        "--time-scale", "0.1", "--json",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "10 orders through billing and shipping" in result.stdout
+    counts = json.loads(result.stdout)["counts"]
+    assert counts == streaming_outcome(3, 120)
+    assert counts["analytics_recorded"] + counts["analytics_dead_lettered"] == 120
+
+
+def test_demo_signup(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'signup.db'}"
+    result = cli(
+        "demo", "signup", "-n", "12", "--url", url, "--processes", "0", "--time-scale", "0.01"
+    )
+    assert result.exit_code == 0, result.output
+    assert "12 sign-ups answered at once; 12 welcome e-mails sent" in result.stdout
+    # the broker was kept: its groups are there, empty
+    stats = group_stats(url)
+    assert stats["email"]["ready"] == 0 and stats["points"]["ready"] == 0
+
+
+def test_demo_that_cannot_finish_fails_in_one_line() -> None:
+    # e-mails of 2 s * 10 cannot all go out within 1 s
+    settings = Settings(time_scale=10.0)
+    assert settings.seconds(2.0) > 1.0
+    result = cli(
+        "demo", "signup", "-n", "3", "--url", "memory://demo-slow", "--time-scale", "10",
+        "--timeout", "1",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "did not finish within 1s" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_scenario_is_refused() -> None:
+    result = cli("demo", "bakery")
+    assert result.exit_code != 0
+    assert "bakery" in result.output

@@ -17,7 +17,7 @@ def python_blocks() -> list[str]:
 def test_readme_has_a_short_example_on_its_first_screen() -> None:
     first_screen = "\n".join(README.read_text().splitlines()[:45])
     assert "```python" in first_screen
-    assert "pip install -e . && tidings demo" in first_screen
+    assert "pip install -e . && tidings demo shop" in first_screen
     assert "bash scripts/test.sh" in first_screen
 
 

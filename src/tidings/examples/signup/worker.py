@@ -1,0 +1,11 @@
+"""The sign-up services as one runnable bus:
+``tidings run tidings.examples.signup.worker:bus`` (``--group email`` for one of them)."""
+
+from __future__ import annotations
+
+from ..plan import Settings
+from . import create_bus
+
+__all__ = ["bus"]
+
+bus = create_bus(None, Settings.from_env())

@@ -1,0 +1,11 @@
+"""The streaming services as one runnable bus:
+``tidings run tidings.examples.streaming.worker:bus``."""
+
+from __future__ import annotations
+
+from ..plan import Settings
+from . import create_bus
+
+__all__ = ["bus"]
+
+bus = create_bus(None, Settings.from_env())
