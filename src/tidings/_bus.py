@@ -261,10 +261,9 @@ class Bus:
                 f"idempotent=True needs a dedupe store: the {self.transport.scheme}:// transport "
                 "has none of its own; pass Bus(dedupe='redis://host:6379/0')"
             )
-        raise ConfigError(
-            f"unsupported dedupe store {mask_url(url)!r}: this release has no external "
-            "dedupe stores; use a transport with its own (sqlite://, memory://)"
-        )
+        from ._dedupe import open_dedupe_store
+
+        return open_dedupe_store(url, namespace=self._options.name)
 
     async def _start_consumers(self, only: Sequence[str] | None) -> None:
         transport = self.transport

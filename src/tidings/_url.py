@@ -63,12 +63,13 @@ def open_transport(url: str, options: TransportOptions) -> Transport:
         raise ConfigError(f"unsupported bus URL scheme {scheme}://: {_PLANNED[scheme]}")
     if scheme in ("amqp", "amqps"):
         try:
-            from .transports.rabbitmq import RabbitMQTransport  # type: ignore[import-not-found]
+            from .transports.rabbitmq import RabbitMQTransport
         except ImportError as exc:
             raise ConfigError(
-                f"the {scheme}:// transport is not available in this installation ({exc})"
+                f"the {scheme}:// transport needs extra packages ({exc}): "
+                "pip install 'tidings[rabbitmq]'"
             ) from exc
-        return RabbitMQTransport(url, options)  # type: ignore[no-any-return]
+        return RabbitMQTransport(url, options)
     raise ConfigError(
         f"unknown bus URL scheme {scheme}:// in {mask_url(url)!r}: "
         "use sqlite:///path.db, memory:// or amqp://"

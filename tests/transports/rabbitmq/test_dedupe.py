@@ -1,0 +1,54 @@
+"""The Redis dedupe store behind ``Bus(dedupe="redis://...")``."""
+
+import uuid
+
+import pytest
+
+from tidings import ConfigError
+from tidings._dedupe import open_dedupe_store
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.rabbitmq
+
+
+@pytest.mark.parametrize("url", ["memcached://127.0.0.1:11211", "postgresql://u:pw@h/db"])
+def test_other_schemes_are_a_clear_config_error(url):
+    with pytest.raises(ConfigError) as caught:
+        open_dedupe_store(url)
+    assert "redis://" in str(caught.value) and "pw@" not in str(caught.value)
+
+
+async def test_markers_are_per_namespace_and_group_and_expire(redis_server):
+    store = open_dedupe_store(redis_server.url, namespace=f"n{uuid.uuid4().hex[:8]}")
+    other = open_dedupe_store(redis_server.url, namespace=f"n{uuid.uuid4().hex[:8]}")
+    try:
+        assert not await store.seen("orders", "e-1")
+        await store.mark("orders", "e-1", 0.3)
+        assert await store.seen("orders", "e-1")
+        assert not await store.seen("audit", "e-1")
+        assert not await other.seen("orders", "e-1")
+
+        async def expired() -> bool:
+            return not await store.seen("orders", "e-1")
+
+        await wait_for(expired, 5, "the marker to expire")
+    finally:
+        await store.close()
+        await other.close()
+
+
+async def test_idempotent_without_a_store_is_refused_at_start(namespace):
+    from tidings import Event
+
+    class Ping(Event, type="ping.sent"):
+        n: int
+
+    bus = namespace.bus()
+
+    @bus.subscribe("ping.sent", group="pings", idempotent=True)
+    async def pong(event: Ping) -> None:
+        pass
+
+    with pytest.raises(ConfigError, match="dedupe"):
+        await bus.start()
