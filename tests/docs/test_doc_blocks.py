@@ -34,7 +34,8 @@ def test_python_block(block: Block, tmp_path: Path) -> None:
         script = tmp_path / "test_block.py"
         script.write_text(block.code)
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(script)]
-        command += ["-o", "asyncio_mode=auto", "-W", "error", "--rootdir", str(tmp_path)]
+        command += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"]
+        command += ["-W", "error", "--rootdir", str(tmp_path)]
     else:
         script = tmp_path / "block.py"
         script.write_text(block.code)
