@@ -10,7 +10,7 @@ import enum
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console, RenderableType
@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._cli_base import run_async, stdout_console, table
+from ._cli_base import NameOption, run_async, stdout_console, table
 from ._demo import SCENARIOS, DemoResult, Snapshot, run_scenario
 from .examples.plan import Settings
 
@@ -139,6 +139,16 @@ def demo(
             "memory:// always runs in this process).",
         ),
     ] = 3,
+    dedupe: Annotated[
+        str | None,
+        typer.Option(
+            "--dedupe",
+            help="Dedupe store URL for the idempotent groups, e.g. redis://localhost:6379/0 "
+            "(needed on amqp://, which has no store of its own).",
+            show_default=False,
+        ),
+    ] = None,
+    name: NameOption = "tidings",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated failures.")] = 7,
     time_scale: Annotated[
         float,
@@ -160,6 +170,9 @@ def demo(
     console = stdout_console()
     settings = Settings(seed=seed, time_scale=time_scale, lease=_DEMO_LEASE)
     items = count or chosen.default_count
+    bus_options: dict[str, Any] = {"name": name}
+    if dedupe:
+        bus_options["dedupe"] = dedupe
     with tempfile.TemporaryDirectory(prefix="tidings-demo-", ignore_cleanup_errors=True) as tmp:
         where = url or f"sqlite:///{Path(tmp) / 'demo.db'}"
         snapshot = Snapshot(scenario=chosen, count=items)
@@ -172,12 +185,13 @@ def demo(
             processes=processes,
             timeout=timeout,
             on_progress=view.update,
+            bus_options=bus_options,
         )
         if view.live is not None:
             with view.live:
-                result = run_async(play, urls=[url])
+                result = run_async(play, urls=[url, dedupe])
         else:
-            result = run_async(play, urls=[url])
+            result = run_async(play, urls=[url, dedupe])
     if result is None:  # interrupted
         raise typer.Exit(130)
     if as_json:

@@ -18,16 +18,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._bus import Bus
-from ._exceptions import TidingsError
+from ._exceptions import ConfigError, TidingsError
 from ._stats import GroupStats
 from ._url import mask_url
-from .examples.plan import Settings
+from .examples.plan import Settings, bus_options_to_env
 from .examples.scenario import OBSERVER_GROUP, Scenario, Tracker
 from .examples.shop import ShopScenario
 from .examples.signup import SignupScenario
@@ -98,9 +98,22 @@ class DemoResult:
 class _Workers:
     """Worker processes running ``tidings run <scenario worker>`` on the shared broker."""
 
-    def __init__(self, scenario: Scenario, url: str, settings: Settings, count: int) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        url: str,
+        settings: Settings,
+        count: int,
+        bus_options: Mapping[str, Any],
+    ) -> None:
         self._logs = tempfile.TemporaryDirectory(prefix="tidings-demo-workers-")
-        env = {**os.environ, **settings.to_env(), "TIDINGS_URL": url, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **settings.to_env(),
+            **bus_options_to_env(bus_options),
+            "TIDINGS_URL": url,
+            "PYTHONUNBUFFERED": "1",
+        }
         command = [sys.executable, "-m", "tidings", "run", scenario.worker, "--drain-timeout", "5"]
         self.procs: list[subprocess.Popen[bytes]] = []
         self._reported: set[int] = set()
@@ -146,15 +159,32 @@ class _Workers:
         self._logs.cleanup()
 
 
+def _check_dedupe(scenario: Scenario, services: Bus, observer: Bus, dedupe: object) -> None:
+    """A one-line error when the scenario's idempotent groups need an external dedupe
+    store (RabbitMQ has none of its own) and none was given."""
+    idempotent = sorted(name for name, group in services.groups.items() if group.idempotent)
+    if not idempotent or dedupe or observer.transport.dedupe_store() is not None:
+        return
+    scheme = observer.transport.scheme
+    raise ConfigError(
+        f"the {scenario.name} demo on {scheme}:// needs a dedupe store for its idempotent "
+        f"groups ({', '.join(idempotent)}): pass --dedupe redis://host:6379/0"
+    )
+
+
 async def _watch(
     scenario: Scenario,
     services: Bus,
+    observer: Bus,
     tracker: Tracker,
     snapshot: Snapshot,
     base: dict[str, int],
 ) -> bool:
     """Refresh `snapshot`; True once the scenario finished and every group is idle."""
     stats = {s.group: s for s in await services.stats()}
+    # The observer's own bus knows its group best (a broker may only list the groups a
+    # connection declared, e.g. RabbitMQ without its management API).
+    stats.update({s.group: s for s in await observer.stats() if s.group == OBSERVER_GROUP})
     snapshot.queues = {g: stats[g] for g in scenario.groups if g in stats}
     snapshot.dead = {g: s.dead - base.get(g, 0) for g, s in snapshot.queues.items()}
     snapshot.done = scenario.done(tracker)
@@ -175,29 +205,34 @@ async def run_scenario(
     processes: int = 0,
     timeout: float = 120.0,
     on_progress: Callable[[Snapshot], None] | None = None,
+    bus_options: Mapping[str, Any] | None = None,
 ) -> DemoResult:
     """Run `scenario` with `count` items on `url` until it finished; return the result.
 
     With `processes` > 0 the services run in that many worker processes (not on
-    ``memory://``, which one process owns); otherwise in this process. Raises
-    `TidingsError` when the run does not finish within `timeout` seconds.
+    ``memory://``, which one process owns); otherwise in this process. `bus_options`
+    (``name``, ``dedupe``, transport options) go to every bus of the run, the workers'
+    too. Raises `TidingsError` when the run does not finish within `timeout` seconds, and
+    `ConfigError` when the scenario needs a dedupe store the broker lacks.
     """
+    options = dict(bus_options or {})
     if url.startswith("memory:"):
         processes = 0
     started = time.monotonic()
     tracker = Tracker()
     snapshot = Snapshot(scenario=scenario, count=count)
     report = on_progress or (lambda _: None)
-    observer = scenario.observer(url, tracker)
-    services = scenario.create_bus(url, settings, consume=processes == 0)
+    observer = scenario.observer(url, tracker, **options)
+    services = scenario.create_bus(url, settings, consume=processes == 0, **options)
     workers: _Workers | None = None
     await observer.start()  # the observer's group exists before any outcome is published
     failed = True
     try:
+        _check_dedupe(scenario, services, observer, options.get("dedupe"))
         await services.start()
         base = {s.group: s.dead for s in await services.stats()}
         if processes:
-            workers = _Workers(scenario, url, settings, processes)
+            workers = _Workers(scenario, url, settings, processes, options)
         last = 0.0
         for number in range(1, count + 1):
             await scenario.publish(services, number, settings, tracker)
@@ -207,7 +242,7 @@ async def run_scenario(
                 snapshot.workers = workers.alive() if workers else 0
                 report(snapshot)
         deadline = started + timeout
-        while not await _watch(scenario, services, tracker, snapshot, base):
+        while not await _watch(scenario, services, observer, tracker, snapshot, base):
             snapshot.workers = workers.alive() if workers else 0
             report(snapshot)
             if time.monotonic() > deadline:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.servers import RabbitNode, RedisServer, delete_namespace, rabbitmq_node, redis_server  # noqa: F401
 from tidings.examples.plan import Settings
 from tidings.examples.shop.payment import declines
 from tidings.examples.streaming import expected_outcome as streaming_outcome
@@ -105,6 +108,37 @@ def test_killing_a_worker_changes_nothing(tmp_path: Path) -> None:
     assert proc.returncode == 0, log.read_text()
     assert f"(pid {pids[1]}) exited with status -9" in log.read_text()
     assert json.loads(stdout)["counts"] == shop_plan(5, 200)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+async def test_demo_shop_on_rabbitmq(
+    tmp_path: Path,
+    rabbitmq_node: RabbitNode,  # noqa: F811
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    # Given the private RabbitMQ node, a bus name of our own, and Redis as the dedupe store
+    name = f"demo{uuid.uuid4().hex[:10]}"
+    args = ["shop", "--url", rabbitmq_node.url, "--name", name, "--orders", "30"]
+    try:
+        # When the shop demo runs on it without a dedupe store, it refuses in one line
+        refused = await asyncio.to_thread(demo, *args, cwd=tmp_path)
+        assert refused.returncode == 1
+        assert "needs a dedupe store" in refused.stderr and "--dedupe" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+        # and with one, in worker processes, every order ends as the plan says
+        result = await asyncio.to_thread(
+            demo, *args, "--dedupe", redis_server.url, "--time-scale", "0.05", "--json",
+            cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        await delete_namespace(rabbitmq_node, name)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["processes"] == 3
+    assert summary["counts"] == shop_plan(7, 30)
+    assert "guest:guest" not in result.stdout
 
 
 def test_demo_on_the_memory_transport_runs_in_process() -> None:

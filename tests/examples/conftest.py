@@ -1,6 +1,8 @@
 """Fixtures of the example tests: every scenario runs on every transport we have.
 
-A later transport joins by adding its URL to `TRANSPORTS` (RabbitMQ: ``amqp://``).
+``amqp`` runs on the session's private RabbitMQ node (see `tests.servers`), each test on a
+bus name of its own (its exchanges and queues, deleted afterwards), with the private Redis
+as the dedupe store of the idempotent groups.
 """
 
 from __future__ import annotations
@@ -8,23 +10,59 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.servers import (  # noqa: F401 - session fixtures used through getfixturevalue
+    RabbitNode,
+    delete_namespace,
+    rabbitmq_node,
+    redis_server,
+)
 from tidings import Bus, Context
 
-TRANSPORTS = ["memory", "sqlite"]
+TRANSPORTS = ["memory", "sqlite", pytest.param("amqp", marks=pytest.mark.rabbitmq)]
+
+
+class Broker:
+    """Where a test's scenario runs: a URL and the `Bus` options it needs there."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.options = options or {}
 
 
 @pytest.fixture(params=TRANSPORTS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Broker]:
     """A fresh broker of each transport."""
     if request.param == "memory":
-        return f"memory://examples-{uuid.uuid4().hex}"
-    return f"sqlite:///{tmp_path / 'examples.db'}"
+        yield Broker(f"memory://examples-{uuid.uuid4().hex}")
+    elif request.param == "sqlite":
+        yield Broker(f"sqlite:///{tmp_path / 'examples.db'}")
+    else:
+        node: RabbitNode = request.getfixturevalue("rabbitmq_node")
+        redis = request.getfixturevalue("redis_server")
+        name = f"ex{uuid.uuid4().hex[:12]}"
+        options = {"name": name, "dedupe": redis.url, "management_url": node.management_url}
+        try:
+            yield Broker(node.url, options)
+        finally:
+            await delete_namespace(node, name)
+
+
+@pytest.fixture
+def url(broker: Broker) -> str:
+    """The broker's URL."""
+    return broker.url
+
+
+@pytest.fixture
+def bus_options(broker: Broker) -> dict[str, Any]:
+    """What `create_bus` needs besides the URL on this broker (nothing on memory, sqlite)."""
+    return dict(broker.options)
 
 
 async def eventually(

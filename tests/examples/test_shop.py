@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from typing import Any
 
 from tidings.examples.plan import Settings
 from tidings.examples.shop import create_bus, expected_outcome
@@ -24,11 +25,13 @@ def plan_declines(seed: int, order_id: str) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < 0.10
 
 
-async def test_every_order_is_completed_or_compensated(url: str) -> None:
+async def test_every_order_is_completed_or_compensated(
+    url: str, bus_options: dict[str, Any]
+) -> None:
     # Given the shop's five services on one bus, and an auditor of order.* events
     count, settings = 120, Settings(seed=SEED, time_scale=0.01)
     handled = Handled()
-    bus = create_bus(url, settings, middleware=[handled])
+    bus = create_bus(url, settings, middleware=[handled], **bus_options)
     seen: dict[str, set[str]] = {}
     bus.subscribe("order.*", group="audit")(keys_seen(seen, "order_id"))
 

@@ -4,6 +4,7 @@ points go on, and the e-mails go out once it is back."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from tidings.examples.plan import Settings
 from tidings.examples.signup import create_bus
@@ -13,11 +14,11 @@ from tidings.examples.signup.mailer import SEND_SECONDS
 from .conftest import eventually, idle, keys_seen
 
 
-async def test_signups_succeed_while_email_is_down(url: str) -> None:
+async def test_signups_succeed_while_email_is_down(url: str, bus_options: dict[str, Any]) -> None:
     # Given the services declared, with only the points service running (e-mail is down)
     count = 30
     settings = Settings(time_scale=0.02)  # an e-mail takes 2 s * 0.02 = 40 ms
-    bus = create_bus(url, settings)
+    bus = create_bus(url, settings, **bus_options)
     seen: dict[str, set[str]] = {}
     bus.subscribe("points.awarded", group="audit-points")(keys_seen(seen, "user_id"))
     bus.subscribe("email.sent", group="audit-email")(keys_seen(seen, "user_id"))
@@ -39,7 +40,7 @@ async def test_signups_succeed_while_email_is_down(url: str) -> None:
         await bus.close()
 
     # When the e-mail service is back (a new process would do the same)
-    back = create_bus(url, settings, services=["email"])
+    back = create_bus(url, settings, services=["email"], **bus_options)
     back.subscribe("email.sent", group="audit-email")(keys_seen(seen, "user_id"))
     async with back:
         # Then every welcome e-mail goes out, once per user

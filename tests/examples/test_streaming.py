@@ -4,6 +4,7 @@ stay in analytics (retried, or in its dead-letter queue)."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from tidings.examples.plan import Settings
 from tidings.examples.streaming import create_bus
@@ -21,11 +22,14 @@ def plan_fails(seed: int, watch_id: str, attempt: int) -> bool:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") / 2**64 < 0.30
 
 
-async def test_flaky_analytics_does_not_disturb_the_others(url: str) -> None:
+async def test_flaky_analytics_does_not_disturb_the_others(
+    url: str, bus_options: dict[str, Any]
+) -> None:
     # Given the streaming services, and an auditor of their outcome events
     count = 150
     handled = Handled()
-    bus = create_bus(url, Settings(seed=SEED, time_scale=0.01), middleware=[handled])
+    settings = Settings(seed=SEED, time_scale=0.01)
+    bus = create_bus(url, settings, middleware=[handled], **bus_options)
     seen: dict[str, set[str]] = {}
     record = keys_seen(seen, "watch_id")
     for pattern in ("recommendation.updated", "analytics.recorded"):

@@ -10,14 +10,18 @@ the run's own counting.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Settings", "chance", "happens"]
+__all__ = ["Settings", "bus_options_from_env", "bus_options_to_env", "chance", "happens"]
 
 _SEED_ENV = "TIDINGS_EXAMPLE_SEED"
 _SCALE_ENV = "TIDINGS_EXAMPLE_TIME_SCALE"
 _LEASE_ENV = "TIDINGS_EXAMPLE_LEASE"
+_BUS_OPTIONS_ENV = "TIDINGS_EXAMPLE_BUS_OPTIONS"
 
 
 def chance(seed: int, *parts: object) -> float:
@@ -70,3 +74,19 @@ class Settings:
             time_scale=float(os.environ.get(_SCALE_ENV, default.time_scale)),
             lease=float(os.environ.get(_LEASE_ENV, default.lease)),
         )
+
+
+def bus_options_to_env(options: Mapping[str, Any]) -> dict[str, str]:
+    """`Bus` keyword options (``name``, ``dedupe``, transport options) as an environment
+    variable, for worker processes: in the environment, not on a command line where a
+    password in a dedupe URL would show in ``ps``."""
+    return {_BUS_OPTIONS_ENV: json.dumps(dict(options))} if options else {}
+
+
+def bus_options_from_env() -> dict[str, Any]:
+    """The `Bus` options a parent process passed with `bus_options_to_env` (none otherwise)."""
+    text = os.environ.get(_BUS_OPTIONS_ENV)
+    if not text:
+        return {}
+    options = json.loads(text)
+    return dict(options) if isinstance(options, dict) else {}

@@ -78,8 +78,10 @@ class Scenario(ABC):
         *,
         consume: bool = True,
         middleware: Iterable[Any] = (),
+        **options: Any,
     ) -> Bus:
-        """The scenario's bus with every service attached."""
+        """The scenario's bus with every service attached; `options` (``name``,
+        ``dedupe``, transport options) go to `Bus`."""
 
     @abstractmethod
     async def publish(self, bus: Bus, number: int, settings: Settings, tracker: Tracker) -> None:
@@ -111,9 +113,10 @@ class Scenario(ABC):
     def describe(self, counts: Mapping[str, int]) -> str:
         """One sentence about the final counts, for people."""
 
-    def observer(self, url: str, tracker: Tracker) -> Bus:
-        """A bus with one group, ``demo-observer``, recording the outcome events."""
-        bus = Bus(url, name="tidings", on_unroutable="ignore")
+    def observer(self, url: str, tracker: Tracker, *, name: str = "tidings", **options: Any) -> Bus:
+        """A bus with one group, ``demo-observer``, recording the outcome events; `name`
+        must be the services' bus name (on RabbitMQ, the exchange they publish to)."""
+        bus = Bus(url, name=name, on_unroutable="ignore", **options)
         for event_type in self.outcome_types:
 
             @bus.subscribe(event_type, group=OBSERVER_GROUP, concurrency=64)

@@ -44,23 +44,33 @@ def create_bus(
     services: Iterable[str] = SERVICES,
     consume: bool = True,
     middleware: Iterable[Any] = (),
+    name: str = "tidings",
+    dedupe: str | None = None,
+    **options: Any,
 ) -> Bus:
     """A bus on `url` with the shop's `services` attached (all of them by default).
 
     Outcome events nobody subscribes to yet (an order completed while no dashboard
     listens) are accepted, hence ``on_unroutable="ignore"``; every step of the flow has
     its group declared when the bus starts.
+
+    `name` (the bus namespace), `dedupe` (an external dedupe store such as
+    ``redis://host:6379/0``, which the idempotent groups need on RabbitMQ) and `options`
+    (transport options, e.g. ``management_url``) go to `Bus` unchanged.
     """
     settings = settings or Settings()
     bus = Bus(
         url,
+        name=name,
+        dedupe=dedupe,
         consume=consume,
         middleware=middleware,
         lease=settings.lease,
         on_unroutable="ignore",
+        **options,
     )
-    for name in services:
-        SERVICES[name](bus, settings)
+    for service in services:
+        SERVICES[service](bus, settings)
     return bus
 
 
@@ -88,8 +98,9 @@ class ShopScenario(Scenario):
         *,
         consume: bool = True,
         middleware: Iterable[Any] = (),
+        **options: Any,
     ) -> Bus:
-        return create_bus(url, settings, consume=consume, middleware=middleware)
+        return create_bus(url, settings, consume=consume, middleware=middleware, **options)
 
     async def publish(self, bus: Bus, number: int, settings: Settings, tracker: Tracker) -> None:
         order = make_order(number, settings.seed)

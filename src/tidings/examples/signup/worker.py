@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from ..plan import Settings
+from ..plan import Settings, bus_options_from_env
 from . import create_bus
 
 __all__ = ["bus"]
 
-bus = create_bus(None, Settings.from_env())
+bus = create_bus(None, Settings.from_env(), **bus_options_from_env())

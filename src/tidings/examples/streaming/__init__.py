@@ -39,18 +39,32 @@ def create_bus(
     services: Iterable[str] = SERVICES,
     consume: bool = True,
     middleware: Iterable[Any] = (),
+    name: str = "tidings",
+    dedupe: str | None = None,
+    **options: Any,
 ) -> Bus:
     """A bus on `url` with the streaming `services` attached (all of them by default).
 
     Outcome events (``notification.sent``, ``analytics.recorded``) may have no subscriber,
     hence ``on_unroutable="ignore"``.
+
+    `name` (the bus namespace), `dedupe` (an external dedupe store such as
+    ``redis://host:6379/0``, which the idempotent groups need on RabbitMQ) and `options`
+    (transport options, e.g. ``management_url``) go to `Bus` unchanged.
     """
     settings = settings or Settings()
     bus = Bus(
-        url, consume=consume, middleware=middleware, lease=settings.lease, on_unroutable="ignore"
+        url,
+        name=name,
+        dedupe=dedupe,
+        consume=consume,
+        middleware=middleware,
+        lease=settings.lease,
+        on_unroutable="ignore",
+        **options,
     )
-    for name in services:
-        SERVICES[name](bus, settings)
+    for service in services:
+        SERVICES[service](bus, settings)
     return bus
 
 
@@ -86,8 +100,9 @@ class StreamingScenario(Scenario):
         *,
         consume: bool = True,
         middleware: Iterable[Any] = (),
+        **options: Any,
     ) -> Bus:
-        return create_bus(url, settings, consume=consume, middleware=middleware)
+        return create_bus(url, settings, consume=consume, middleware=middleware, **options)
 
     async def publish(self, bus: Bus, number: int, settings: Settings, tracker: Tracker) -> None:
         watch = make_watch(number, settings.seed)
