@@ -1,5 +1,10 @@
 """Retries and dead letters on RabbitMQ: delay-tier queues, the DLQ, replay, ordered groups."""
 
+import asyncio
+import json
+import subprocess
+import sys
+
 import pika
 import pytest
 
@@ -48,18 +53,31 @@ async def test_a_poison_message_is_dead_lettered_after_exactly_attempts_and_repl
         assert depth == 1
         stats = {s.group: s for s in await bus.stats()}
         assert stats["workers"].dead == 1
-        # When the cause is fixed and the entry replayed
+        # And the CLI lists it with its reason
+        listed = await _cli(namespace, "dlq", "list", "workers", "--json")
+        [row] = json.loads(listed)
+        assert row["entry_id"] == entry.entry_id and "job 3 is poison" in row["reason"]
+        # When the cause is fixed and `tidings dlq replay` puts it back
         poison.clear()
-        assert await dlq.replay([entry.entry_id]) == 1
+        assert "replayed 1" in await _cli(namespace, "dlq", "replay", "workers", "--all")
         # Then it runs again from attempt 1, and the DLQ is empty
         await wait_for(lambda: runs[3] == [1, 2, 3, 1], 10, "the replayed job")
         assert await dlq.list() == []
         assert await _depth(namespace, namespace.queue("workers.dlq")) == 0
 
 
-async def _depth(namespace, queue: str) -> int:
-    import asyncio
+async def _cli(namespace, *args: str) -> str:
+    """Run the `tidings` command against this test's namespace; return its output."""
+    url_args = ["--url", namespace.node.url, "--name", namespace.name]
+    command = [sys.executable, "-m", "tidings", *args, *url_args]
+    result = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
+
+async def _depth(namespace, queue: str) -> int:
     def declare() -> int:
         connection = pika.BlockingConnection(pika.URLParameters(namespace.node.url))
         try:
