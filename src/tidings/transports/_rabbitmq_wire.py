@@ -124,7 +124,14 @@ class Names:
 
 def _correlation_id(message: OutgoingMessage) -> str | None:
     value = message.headers.get("ce-correlationid")
-    if value is None and message.content_type.startswith("application/cloudevents"):
+    # Parse a structured body only when it can hold the attribute (a json.loads per publish
+    # otherwise): the key appears literally in the JSON unless written with "\\u" escapes.
+    body = message.body
+    if (
+        value is None
+        and message.content_type.startswith("application/cloudevents")
+        and (b"correlationid" in body or b"\\u" in body)
+    ):
         try:
             parsed = json.loads(message.body)
         except ValueError:

@@ -244,9 +244,7 @@ class RabbitMQTransport(DeadLetterOps, Transport):
         deadline = time.monotonic() + self.publish_timeout
         while True:
             pending = [i for i, r in enumerate(results) if r is None]
-            outcomes = await asyncio.gather(
-                *(self._send(*items[i]) for i in pending), return_exceptions=True
-            )
+            outcomes = await self._send_pending(items, pending)
             failure: BaseException | None = None
             for i, outcome in zip(pending, outcomes, strict=True):
                 if isinstance(outcome, bool):
@@ -265,6 +263,20 @@ class RabbitMQTransport(DeadLetterOps, Transport):
                     f"{self.publish_timeout:g}s ({type(failure).__name__}: {failure})"
                 ) from failure
             await self._await_reconnect(deadline)
+
+    async def _send_pending(
+        self, items: Sequence[tuple[str, str, aio_pika.Message]], pending: list[int]
+    ) -> list[bool | BaseException]:
+        """Outcomes of sending `items[i]` for each pending `i`; one message is sent inline,
+        without the task `asyncio.gather` would wrap it in (the common single publish)."""
+        if len(pending) == 1:
+            try:
+                return [await self._send(*items[pending[0]])]
+            except Exception as exc:
+                return [exc]
+        return await asyncio.gather(
+            *(self._send(*items[i]) for i in pending), return_exceptions=True
+        )
 
     async def _await_reconnect(self, deadline: float) -> None:
         await asyncio.sleep(0.2)
