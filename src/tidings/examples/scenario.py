@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,42 @@ from tidings import Bus, Context
 
 from .plan import Settings
 
-__all__ = ["OBSERVER_GROUP", "Scenario", "Tracker"]
+__all__ = ["OBSERVER_GROUP", "Scenario", "Tracker", "build_bus"]
+
+Attach = Callable[[Bus, Settings], None]
+
+
+def build_bus(
+    url: str | None,
+    settings: Settings,
+    services: Mapping[str, Attach],
+    *,
+    consume: bool = True,
+    middleware: Iterable[Any] = (),
+    name: str = "tidings",
+    dedupe: str | None = None,
+    **options: Any,
+) -> Bus:
+    """A scenario's bus on `url` with `services` attached.
+
+    Outcome events may have no subscriber yet (an order completed while no dashboard
+    listens), hence ``on_unroutable="ignore"``; every step of a flow has its group declared
+    when the bus starts. `name`, `dedupe` and `options` go to `Bus` unchanged.
+    """
+    bus = Bus(
+        url,
+        name=name,
+        dedupe=dedupe,
+        consume=consume,
+        middleware=middleware,
+        lease=settings.lease,
+        on_unroutable="ignore",
+        **options,
+    )
+    for attach in services.values():
+        attach(bus, settings)
+    return bus
+
 
 OBSERVER_GROUP = "demo-observer"
 

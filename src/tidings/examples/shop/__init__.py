@@ -21,7 +21,7 @@ from typing import Any
 from tidings import Bus, Context
 
 from ..plan import Settings
-from ..scenario import Scenario, Tracker
+from ..scenario import Scenario, Tracker, build_bus
 from . import inventory, notification, orders, payment, shipping
 from .orders import make_order, place_order
 from .payment import declines
@@ -58,20 +58,16 @@ def create_bus(
     ``redis://host:6379/0``, which the idempotent groups need on RabbitMQ) and `options`
     (transport options, e.g. ``management_url``) go to `Bus` unchanged.
     """
-    settings = settings or Settings()
-    bus = Bus(
+    return build_bus(
         url,
-        name=name,
-        dedupe=dedupe,
+        settings or Settings(),
+        {name: SERVICES[name] for name in services},
         consume=consume,
         middleware=middleware,
-        lease=settings.lease,
-        on_unroutable="ignore",
+        name=name,
+        dedupe=dedupe,
         **options,
     )
-    for service in services:
-        SERVICES[service](bus, settings)
-    return bus
 
 
 def expected_outcome(seed: int, count: int) -> dict[str, int]:
