@@ -48,7 +48,6 @@ H_LAST_FAILED = "tidings-last-failed-at"
 H_DUE_AT = "tidings-due-at"
 H_REPLAYED = "tidings-replayed"
 H_ROUTING_KEY = "tidings-routing-key"
-H_PUBLISHED_AT = "tidings-published-at"
 H_NO_ID = "tidings-no-id"
 """Set on a message published without an id: aiormq fills an empty ``message_id`` with a
 random one, which must not become the id of a foreign message (its id is a stable hash)."""
@@ -152,8 +151,10 @@ def to_amqp(
     if message.replayed:
         headers[H_REPLAYED] = "1"
     published = message.published_at or time.time()
-    headers[H_PUBLISHED_AT] = repr(published)
-    headers[H_ROUTING_KEY] = message.type
+    if message.group is not None or message.delay > 0:
+        # Routed by group name or delay tier: the event type no longer is the routing key.
+        # (A topic publish keeps its routing key through exchange-to-exchange bindings.)
+        headers[H_ROUTING_KEY] = message.type
     if not message.id:
         headers[H_NO_ID] = "1"
     if message.delay > 0:
@@ -221,7 +222,7 @@ def incoming_to_delivery(group: str, message: AbstractIncomingMessage, handle: o
 
 def due_in(message: AbstractIncomingMessage) -> float:
     """Seconds until the message is due (0 or less: now)."""
-    due = _float(raw_headers(message).get(H_DUE_AT))
+    due = _float((message.headers or {}).get(H_DUE_AT))
     return 0.0 if due is None else due - time.time()
 
 
