@@ -11,6 +11,7 @@ in another process at that moment sees fewer entries (it waits `BROWSE_WAIT` for
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import uuid
@@ -158,7 +159,7 @@ class Browse:
             self._channel = None
 
 
-class DeadLetterOps:
+class DeadLetterOps(abc.ABC):
     """The DLQ half of `RabbitMQTransport`: list, get, replay and purge through a browse.
 
     One browse at a time per transport (`_dlq_lock`); replay acknowledges a DLQ message only
@@ -169,11 +170,13 @@ class DeadLetterOps:
     url: str
     _dlq_lock: asyncio.Lock
 
+    @abc.abstractmethod
     def connection_for_consumers(self) -> AbstractRobustConnection:
-        raise NotImplementedError
+        """The connection DLQ browses open their channels on (the transport's)."""
 
+    @abc.abstractmethod
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[bool]:
-        raise NotImplementedError
+        """Publish with confirms (the transport's); replay sends through it."""
 
     async def _browse(self, group: str, want: int | None) -> Browse | None:
         browse = Browse(self.connection_for_consumers(), self.names.dlq(group), group)

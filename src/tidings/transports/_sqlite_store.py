@@ -158,6 +158,7 @@ class _DbThread(threading.Thread):
                 return
 
     def _handle(self, conn: sqlite3.Connection, jobs: list[Any]) -> None:
+        """Run one batch of jobs on this thread's connection (each subclass its own kind)."""
         raise NotImplementedError
 
 
