@@ -34,8 +34,12 @@ import time
 import uuid
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "src"
-sys.path.insert(0, str(SRC))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+if str(ROOT) not in sys.path:  # run by path: make the benchmarks package importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._measure import percentile  # noqa: E402
 
 from tidings.transports._base import (  # noqa: E402
     Delivery,
@@ -67,11 +71,6 @@ def _body() -> bytes:
 
 def _message() -> OutgoingMessage:
     return OutgoingMessage(id=uuid.uuid4().hex, type="bench.event", body=_body())
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def worker(url: str, expected: int) -> None:
@@ -144,9 +143,12 @@ async def _publisher(url: str, run: str, n: int, window: int, rate: float) -> fl
     return start
 
 
-def measure(run: str, n: int, window: int, rate: float) -> dict[str, float]:
-    """One publisher (this process) and one worker process on a fresh file."""
-    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+def measure(
+    run: str, n: int, window: int, rate: float, directory: Path | None = None
+) -> dict[str, float]:
+    """One publisher (this process) and one worker process on a fresh file in a temporary
+    directory under `directory` (default: the current one)."""
+    with tempfile.TemporaryDirectory(dir=directory or Path.cwd()) as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         # Declare first, so the worker finds the group and publishes are routed.
         asyncio.run(_declare(url))
@@ -157,8 +159,8 @@ def measure(run: str, n: int, window: int, rate: float) -> dict[str, float]:
     elapsed = float(result["last"]) - start  # type: ignore[arg-type]
     return {
         "events_per_s": n / elapsed,
-        "p50_ms": _percentile(latencies, 0.50) * 1000,
-        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
     }
 
 
