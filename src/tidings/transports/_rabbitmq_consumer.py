@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from ._base import Consumer, Deliver, Delivery, Failure, GroupSpec
+from ._rabbitmq_acks import AckBatcher
 from ._rabbitmq_wire import DUE_SLACK, due_in, incoming_to_delivery
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class RabbitConsumer(Consumer):
         self._keys = _Keys()
         self.counts = _Counts()
         self.active: set[Handle] = set()
+        self._acks = AckBatcher(spec.name)
         self._stopping = False
 
     async def start(self) -> None:
@@ -88,7 +90,9 @@ class RabbitConsumer(Consumer):
 
     # -- receiving ---------------------------------------------------------------------------
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # A plain function: aio-pika calls it without a task of its own; the handler runs in
+        # ours (`_dispatch`), apart from aiormq's delivery task.
         if self._stopping:
             return  # left unacknowledged: closing the channel requeues it
         remaining = due_in(message)
@@ -138,6 +142,19 @@ class RabbitConsumer(Consumer):
             self.active.discard(delivery.handle)  # type: ignore[arg-type,unused-ignore]
 
     # -- settling (called by the transport) --------------------------------------------------
+
+    def ack(self, handle: Handle) -> None:
+        """Acknowledge (queued: see `AckBatcher`) and release the delivery's key. A channel
+        lost meanwhile means the broker redelivers it (at least once), so that is logged."""
+        message = handle.message
+        try:
+            channel = message.channel
+        except Exception as exc:
+            log.warning("could not acknowledge a delivery of %s: %s", self.spec.name, exc)
+        else:
+            if message.delivery_tag is not None:
+                self._acks.ack(channel, message.delivery_tag)
+        self.settled(handle)
 
     def settled(self, handle: Handle) -> None:
         """The delivery was acknowledged or dead-lettered: release its key."""
@@ -200,6 +217,8 @@ class RabbitConsumer(Consumer):
                 task.cancel()
             if late:
                 await asyncio.wait(late)
+        # Acks still queued go out before the close, which would requeue those deliveries.
+        await self._acks.flush()
         if self._channel is not None:
             with contextlib.suppress(Exception):
                 await self._channel.close()

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, DeliveryMode
+from aio_pika.abc import AbstractIncomingMessage
+from pamqp import commands as spec
 
 from ._base import Delivery, OutgoingMessage
 
@@ -65,6 +65,9 @@ TIERS: tuple[tuple[str, float], ...] = (
 )
 """Delay tiers: one TTL queue per tier and group (a per-message TTL only expires at the head
 of a queue, so one queue of mixed delays would hold short delays behind long ones)."""
+
+PERSISTENT = 2
+"""``delivery_mode`` of a message the broker writes to disk."""
 
 DUE_SLACK = 0.02
 """A delivery arriving this close to its due time is handled rather than delayed again."""
@@ -141,8 +144,9 @@ def _correlation_id(message: OutgoingMessage) -> str | None:
 
 def to_amqp(
     message: OutgoingMessage, app_id: str, extra: Mapping[str, Any] | None = None
-) -> aio_pika.Message:
-    """The persistent AMQP message for `message`, with our bookkeeping headers."""
+) -> spec.Basic.Properties:
+    """The AMQP properties of the persistent message for `message`, with our bookkeeping
+    headers (the body is `message.body` as it is)."""
     headers: dict[str, Any] = dict(message.headers)
     if message.key is not None:
         headers[H_KEY] = message.key
@@ -161,16 +165,15 @@ def to_amqp(
         headers[H_DUE_AT] = repr(time.time() + message.delay)
     if extra:
         headers.update(extra)
-    return aio_pika.Message(
-        body=message.body,
-        headers=headers,
+    return spec.Basic.Properties(
         content_type=message.content_type,
-        delivery_mode=DeliveryMode.PERSISTENT,
-        message_id=message.id or None,
-        type=message.type,
-        app_id=app_id,
-        timestamp=datetime.fromtimestamp(published, UTC),
+        headers=headers,
+        delivery_mode=PERSISTENT,
         correlation_id=_correlation_id(message),
+        message_id=message.id or None,
+        timestamp=datetime.fromtimestamp(int(published), UTC),
+        message_type=message.type,
+        app_id=app_id,
     )
 
 
@@ -226,8 +229,11 @@ def due_in(message: AbstractIncomingMessage) -> float:
     return 0.0 if due is None else due - time.time()
 
 
-def copy_message(message: AbstractIncomingMessage, headers: Mapping[str, Any]) -> aio_pika.Message:
-    """A persistent copy of a received message with `headers` merged over its own."""
+def copy_message(
+    message: AbstractIncomingMessage, headers: Mapping[str, Any]
+) -> tuple[bytes, spec.Basic.Properties]:
+    """Body and properties of a persistent copy of a received message, with `headers`
+    merged over its own."""
     merged = raw_headers(message)
     merged.update(headers)
     routing = merged.get(H_ROUTING_KEY)
@@ -235,15 +241,14 @@ def copy_message(message: AbstractIncomingMessage, headers: Mapping[str, Any]) -
         merged[H_ROUTING_KEY] = message.routing_key or ""
     if not message.message_id:
         merged[H_NO_ID] = "1"
-    return aio_pika.Message(
-        body=message.body,
-        headers=merged,
+    return message.body, spec.Basic.Properties(
         content_type=message.content_type,
         content_encoding=message.content_encoding,
-        delivery_mode=DeliveryMode.PERSISTENT,
-        message_id=message.message_id,
-        type=message.type,
-        app_id=message.app_id,
-        timestamp=message.timestamp,
+        headers=merged,
+        delivery_mode=PERSISTENT,
         correlation_id=message.correlation_id,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        message_type=message.type,
+        app_id=message.app_id,
     )

@@ -20,12 +20,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aio_pika
+import aiormq.abc
 import aiormq.exceptions
 from aio_pika.abc import (
     AbstractChannel,
-    AbstractExchange,
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
@@ -45,6 +46,7 @@ from ._base import (
 )
 from ._rabbitmq_consumer import Handle, RabbitConsumer
 from ._rabbitmq_dlq import DeadLetterOps, dead_letter_headers
+from ._rabbitmq_publisher import BatchPublisher, Outbound
 from ._rabbitmq_stats import Management, QueueInfo
 from ._rabbitmq_topology import (
     declare_bus,
@@ -114,7 +116,7 @@ class RabbitMQTransport(DeadLetterOps, Transport):
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._ops: AbstractChannel | None = None
-        self._exchanges: dict[str, AbstractExchange] = {}
+        self._batcher: BatchPublisher | None = None
         self._consumers: list[RabbitConsumer] = []
         self._groups: dict[str, GroupSpec] = {}
         self._dlq_lock = asyncio.Lock()
@@ -136,6 +138,7 @@ class RabbitMQTransport(DeadLetterOps, Transport):
             self._publisher = await self._connection.channel(
                 publisher_confirms=True, on_return_raises=True
             )
+            self._batcher = BatchPublisher(self._publishing_channel)
             self._ops = await self._connection.channel()
         except Exception as exc:
             await self._close_quietly()
@@ -143,8 +146,10 @@ class RabbitMQTransport(DeadLetterOps, Transport):
 
     async def _close_quietly(self) -> None:
         connection, self._connection = self._connection, None
+        batcher, self._batcher = self._batcher, None
         self._publisher = self._ops = None
-        self._exchanges.clear()
+        if batcher is not None:
+            await batcher.close()
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()
@@ -166,6 +171,14 @@ class RabbitMQTransport(DeadLetterOps, Transport):
         if self._ops is None or self._ops.is_closed:
             self._ops = await connection.channel()
         return self._ops
+
+    async def _publishing_channel(self) -> aiormq.abc.AbstractChannel:
+        """The confirm channel's current aiormq channel; fails at once while it is down
+        (rather than waiting for the reconnect: `_send_all` owns the deadline)."""
+        channel = self._publisher
+        if channel is None or channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError("the publishing channel is closed")
+        return await channel.get_underlay_channel()
 
     def forget(self, consumer: RabbitConsumer) -> None:
         with contextlib.suppress(ValueError):
@@ -201,18 +214,6 @@ class RabbitMQTransport(DeadLetterOps, Transport):
 
     # -- publishing --------------------------------------------------------------------------
 
-    async def _exchange(self, name: str) -> AbstractExchange:
-        channel = self._publisher
-        if channel is None:
-            raise BrokerUnavailable(f"the transport for {mask_url(self.url)} is not open")
-        if name == "":
-            return channel.default_exchange
-        exchange = self._exchanges.get(name)
-        if exchange is None:
-            exchange = await channel.get_exchange(name, ensure=False)
-            self._exchanges[name] = exchange
-        return exchange
-
     def _route(self, message: OutgoingMessage) -> tuple[str, str]:
         """(exchange, routing key) for a message."""
         if message.delay > 0:
@@ -224,27 +225,13 @@ class RabbitMQTransport(DeadLetterOps, Transport):
             return self.names.direct, message.group
         return self.names.exchange, message.type
 
-    async def _send(self, exchange: str, routing_key: str, message: aio_pika.Message) -> bool:
-        """Publish one message and wait for its confirm; False when it was returned."""
-        target = await self._exchange(exchange)
-        try:
-            await target.publish(message, routing_key, mandatory=True)
-        except aiormq.exceptions.PublishError:
-            return False
-        except aiormq.exceptions.DeliveryError as exc:
-            raise BrokerUnavailable(
-                f"RabbitMQ at {mask_url(self.url)} did not accept a message for "
-                f"{routing_key!r} (negative confirm)"
-            ) from exc
-        return True
-
-    async def _send_all(self, items: Sequence[tuple[str, str, aio_pika.Message]]) -> list[bool]:
+    async def _send_all(self, items: Sequence[Outbound]) -> list[bool]:
         """Send all, then await all confirms; retry unconfirmed ones across a reconnect."""
         results: list[bool | None] = [None] * len(items)
         deadline = time.monotonic() + self.publish_timeout
         while True:
             pending = [i for i, r in enumerate(results) if r is None]
-            outcomes = await self._send_pending(items, pending)
+            outcomes = await self._send_pending(items, pending, deadline)
             failure: BaseException | None = None
             for i, outcome in zip(pending, outcomes, strict=True):
                 if isinstance(outcome, bool):
@@ -265,18 +252,38 @@ class RabbitMQTransport(DeadLetterOps, Transport):
             await self._await_reconnect(deadline)
 
     async def _send_pending(
-        self, items: Sequence[tuple[str, str, aio_pika.Message]], pending: list[int]
+        self, items: Sequence[Outbound], pending: list[int], deadline: float
     ) -> list[bool | BaseException]:
-        """Outcomes of sending `items[i]` for each pending `i`; one message is sent inline,
-        without the task `asyncio.gather` would wrap it in (the common single publish)."""
-        if len(pending) == 1:
-            try:
-                return [await self._send(*items[pending[0]])]
-            except Exception as exc:
-                return [exc]
-        return await asyncio.gather(
-            *(self._send(*items[i]) for i in pending), return_exceptions=True
-        )
+        """Outcomes of sending `items[i]` for each pending `i`: True confirmed, False returned
+        (unroutable), or the error. All are queued before any is awaited, so they leave
+        together (see `BatchPublisher`)."""
+        publisher = self._batcher
+        if publisher is None:
+            raise BrokerUnavailable(f"the transport for {mask_url(self.url)} is not open")
+        futures = [publisher.submit(*items[i]) for i in pending]
+        # Bounded by the deadline: a confirm lost with its connection may never come.
+        await asyncio.wait(futures, timeout=max(0.01, deadline - time.monotonic()))
+        return [self._outcome(future) for future in futures]
+
+    def _outcome(self, future: asyncio.Future[Any]) -> bool | BaseException:
+        """True confirmed, False returned (unroutable), or the error."""
+        if not future.done():
+            future.cancel()
+            return TimeoutError("no confirm from the broker yet")
+        if future.cancelled():
+            return aiormq.exceptions.ChannelInvalidStateError("the publish was cancelled")
+        exc = future.exception()
+        if exc is None:
+            return True
+        if isinstance(exc, aiormq.exceptions.PublishError):
+            return False
+        if isinstance(exc, aiormq.exceptions.DeliveryError):
+            refused = BrokerUnavailable(
+                f"RabbitMQ at {mask_url(self.url)} did not accept a message (negative confirm)"
+            )
+            refused.__cause__ = exc
+            return refused
+        return exc
 
     async def _await_reconnect(self, deadline: float) -> None:
         await asyncio.sleep(0.2)
@@ -290,7 +297,6 @@ class RabbitMQTransport(DeadLetterOps, Transport):
         if self._publisher is not None and self._publisher.is_closed:
             with contextlib.suppress(Exception):
                 await self._publisher.reopen()
-        self._exchanges.clear()
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[bool]:
         limit = self.options.max_message_size
@@ -300,7 +306,8 @@ class RabbitMQTransport(DeadLetterOps, Transport):
                     f"message {message.id!r} is {len(message.body)} bytes, over the limit of "
                     f"{limit} bytes (max_message_size)"
                 )
-        items = [(*self._route(m), to_amqp(m, self.options.name)) for m in messages]
+        app_id = self.options.name
+        items = [(*self._route(m), m.body, to_amqp(m, app_id)) for m in messages]
         return await self._send_all(items)
 
     # -- consuming and settling --------------------------------------------------------------
@@ -327,13 +334,7 @@ class RabbitMQTransport(DeadLetterOps, Transport):
     async def _settle(self, handle: Handle) -> None:
         """Acknowledge; a channel lost meanwhile means the broker redelivers it (at least
         once), so the failure is logged, not raised."""
-        try:
-            await handle.message.ack()
-        except Exception as exc:
-            log.warning(
-                "could not acknowledge a delivery of %s: %s", handle.consumer.spec.name, exc
-            )
-        handle.consumer.settled(handle)
+        handle.consumer.ack(handle)
 
     async def ack(self, delivery: Delivery) -> None:
         await self._settle(self._handle(delivery))
@@ -341,7 +342,8 @@ class RabbitMQTransport(DeadLetterOps, Transport):
     async def delay_again(self, group: str, message: AbstractIncomingMessage, due: float) -> None:
         """A delayed message arrived before its due time: send it through a tier again."""
         tier, _ = pick_tier(due)
-        await self._send_all([("", self.names.delay_queue(group, tier), copy_message(message, {}))])
+        queue = self.names.delay_queue(group, tier)
+        await self._send_all([("", queue, *copy_message(message, {}))])
         await message.ack()
 
     async def retry_later(self, delivery: Delivery, delay: float, failure: Failure) -> None:
@@ -358,13 +360,13 @@ class RabbitMQTransport(DeadLetterOps, Transport):
             H_DUE_AT: repr(time.time() + delay),
         }
         queue = self.names.delay_queue(delivery.group, tier)
-        await self._send_all([("", queue, copy_message(handle.message, headers))])
+        await self._send_all([("", queue, *copy_message(handle.message, headers))])
         await self._settle(handle)
 
     async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
         handle = self._handle(delivery)
         copy = copy_message(handle.message, dead_letter_headers(delivery, failure))
-        await self._send_all([("", self.names.dlq(delivery.group), copy)])
+        await self._send_all([("", self.names.dlq(delivery.group), *copy)])
         await self._settle(handle)
         self._dead_at.setdefault(delivery.group, deque()).append(time.monotonic())
 
