@@ -22,7 +22,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractRobustChannel
+from aiormq.abc import DeliveredMessage
 
 from ._base import Consumer, Deliver, Delivery, Failure, GroupSpec
 from ._rabbitmq_acks import AckBatcher
@@ -41,7 +42,7 @@ class Handle:
     """What `Delivery.handle` holds: the AMQP message and the consumer that owns it."""
 
     consumer: RabbitConsumer
-    message: AbstractIncomingMessage
+    message: DeliveredMessage
     key: str | None
     settled: bool = False
 
@@ -68,8 +69,8 @@ class RabbitConsumer(Consumer):
         self.spec = spec
         self._deliver = deliver
         self._queue_names = queues
-        self._channel: AbstractChannel | None = None
-        self._queues: list[tuple[AbstractQueue, str]] = []
+        self._channel: AbstractRobustChannel | None = None
+        self._tags: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._retries: set[asyncio.Task[None]] = set()
         self._keys = _Keys()
@@ -80,24 +81,46 @@ class RabbitConsumer(Consumer):
 
     async def start(self) -> None:
         channel = await self._t.connection_for_consumers().channel()
+        assert isinstance(channel, AbstractRobustChannel)
         self._channel = channel
         # global_: one window over every partition queue of the group, not one per queue.
         await channel.set_qos(prefetch_count=self.spec.concurrency, global_=self.spec.ordered)
+        # Consumed with aiormq's ``basic_consume`` (no aio-pika message object per delivery);
+        # after a reconnect the robust channel reopens with its QoS and we consume again.
+        await self._attach()
+        channel.reopen_callbacks.add(self._reattach)
+
+    async def _attach(self) -> None:
+        assert self._channel is not None
+        underlay = await self._channel.get_underlay_channel()
+        tags = []
         for name in self._queue_names:
-            queue = await channel.declare_queue(name, passive=True)
-            tag = await queue.consume(self._on_message)
-            self._queues.append((queue, tag))
+            await underlay.queue_declare(name, passive=True)
+            ok = await underlay.basic_consume(name, self._on_message)
+            assert ok.consumer_tag is not None
+            tags.append(ok.consumer_tag)
+        self._tags = tags
+
+    async def _reattach(self, *_: Any) -> None:
+        if self._stopping:
+            return
+        try:
+            await self._attach()
+        except Exception as exc:
+            log.error("could not consume %s again after a reconnect: %s", self.spec.name, exc)
+        else:
+            log.info("consuming %s again after a reconnect", self.spec.name)
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def _on_message(self, message: AbstractIncomingMessage) -> None:
-        # A plain function: aio-pika calls it without a task of its own; the handler runs in
-        # ours (`_dispatch`), apart from aiormq's delivery task.
+    async def _on_message(self, message: DeliveredMessage) -> None:
+        # Runs in aiormq's task for this delivery, which closing the channel cancels; the
+        # handler runs in a task of ours (`_dispatch`), so a lost connection does not cancel it.
         if self._stopping:
             return  # left unacknowledged: closing the channel requeues it
         remaining = due_in(message)
         if remaining > DUE_SLACK:
-            self._spawn(self._t.delay_again(self.spec.name, message, remaining))
+            self._spawn(self._t.delay_again(self, message, remaining))
             return
         handle = Handle(self, message, None)
         delivery = incoming_to_delivery(self.spec.name, message, handle)
@@ -146,15 +169,14 @@ class RabbitConsumer(Consumer):
     def ack(self, handle: Handle) -> None:
         """Acknowledge (queued: see `AckBatcher`) and release the delivery's key. A channel
         lost meanwhile means the broker redelivers it (at least once), so that is logged."""
-        message = handle.message
-        try:
-            channel = message.channel
-        except Exception as exc:
-            log.warning("could not acknowledge a delivery of %s: %s", self.spec.name, exc)
-        else:
-            if message.delivery_tag is not None:
-                self._acks.ack(channel, message.delivery_tag)
+        self.ack_message(handle.message)
         self.settled(handle)
+
+    def ack_message(self, message: DeliveredMessage) -> None:
+        """Queue the ack of `message` on the channel it came on."""
+        tag = message.delivery_tag
+        if tag is not None:
+            self._acks.ack(message.channel, tag)
 
     def settled(self, handle: Handle) -> None:
         """The delivery was acknowledged or dead-lettered: release its key."""
@@ -205,9 +227,12 @@ class RabbitConsumer(Consumer):
         if self._stopping:
             return
         self._stopping = True
-        for queue, tag in self._queues:
+        if self._channel is not None:
+            self._channel.reopen_callbacks.discard(self._reattach)
             with contextlib.suppress(Exception):
-                await queue.cancel(tag)
+                underlay = await self._channel.get_underlay_channel()
+                for tag in self._tags:
+                    await underlay.basic_cancel(tag)
         for task in list(self._retries):
             task.cancel()
         running = set(self._tasks)

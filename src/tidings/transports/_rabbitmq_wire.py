@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from ._base import Delivery, OutgoingMessage
@@ -199,21 +200,24 @@ def user_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     return {k: _text(v) for k, v in headers.items() if not k.startswith(H_PREFIX)}
 
 
-def incoming_to_delivery(group: str, message: AbstractIncomingMessage, handle: object) -> Delivery:
+def incoming_to_delivery(group: str, message: DeliveredMessage, handle: object) -> Delivery:
     """A `Delivery` for an AMQP message; a redelivery (never settled before: a crash, a
     consumer stopped mid-handler) counts as one more attempt, on top of our own header."""
-    headers = raw_headers(message)
+    properties = message.header.properties
+    headers = properties.headers or {}
     attempt = int(_float(headers.get(H_ATTEMPT)) or 1)
-    if message.redelivered:
+    deliver = message.delivery
+    assert isinstance(deliver, spec.Basic.Deliver)
+    if deliver.redelivered:
         attempt += 1
     key = headers.get(H_KEY)
     routing = headers.get(H_ROUTING_KEY)
     return Delivery(
         group=group,
-        id=None if H_NO_ID in headers else (message.message_id or None),
-        type=_text(routing) if routing is not None else (message.routing_key or ""),
+        id=None if H_NO_ID in headers else (properties.message_id or None),
+        type=_text(routing) if routing is not None else (deliver.routing_key or ""),
         body=message.body,
-        content_type=message.content_type,
+        content_type=properties.content_type,
         headers=user_headers(headers),
         key=_text(key) if key is not None else None,
         attempt=attempt,
@@ -223,32 +227,34 @@ def incoming_to_delivery(group: str, message: AbstractIncomingMessage, handle: o
     )
 
 
-def due_in(message: AbstractIncomingMessage) -> float:
+def due_in(message: DeliveredMessage) -> float:
     """Seconds until the message is due (0 or less: now)."""
-    due = _float((message.headers or {}).get(H_DUE_AT))
+    headers = message.header.properties.headers
+    due = _float(headers.get(H_DUE_AT)) if headers else None
     return 0.0 if due is None else due - time.time()
 
 
 def copy_message(
-    message: AbstractIncomingMessage, headers: Mapping[str, Any]
+    message: DeliveredMessage, headers: Mapping[str, Any]
 ) -> tuple[bytes, spec.Basic.Properties]:
     """Body and properties of a persistent copy of a received message, with `headers`
     merged over its own."""
-    merged = raw_headers(message)
+    properties = message.header.properties
+    merged = dict(properties.headers or {})
     merged.update(headers)
     routing = merged.get(H_ROUTING_KEY)
     if routing is None:
         merged[H_ROUTING_KEY] = message.routing_key or ""
-    if not message.message_id:
+    if not properties.message_id:
         merged[H_NO_ID] = "1"
     return message.body, spec.Basic.Properties(
-        content_type=message.content_type,
-        content_encoding=message.content_encoding,
+        content_type=properties.content_type,
+        content_encoding=properties.content_encoding,
         headers=merged,
         delivery_mode=PERSISTENT,
-        correlation_id=message.correlation_id,
-        message_id=message.message_id,
-        timestamp=message.timestamp,
-        message_type=message.type,
-        app_id=message.app_id,
+        correlation_id=properties.correlation_id,
+        message_id=properties.message_id,
+        timestamp=properties.timestamp,
+        message_type=properties.message_type,
+        app_id=properties.app_id,
     )

@@ -27,9 +27,9 @@ import aiormq.abc
 import aiormq.exceptions
 from aio_pika.abc import (
     AbstractChannel,
-    AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from aiormq.abc import DeliveredMessage
 
 from .._exceptions import BrokerUnavailable, ConfigError, MessageTooLarge
 from .._stats import GroupStats
@@ -339,12 +339,14 @@ class RabbitMQTransport(DeadLetterOps, Transport):
     async def ack(self, delivery: Delivery) -> None:
         await self._settle(self._handle(delivery))
 
-    async def delay_again(self, group: str, message: AbstractIncomingMessage, due: float) -> None:
+    async def delay_again(
+        self, consumer: RabbitConsumer, message: DeliveredMessage, due: float
+    ) -> None:
         """A delayed message arrived before its due time: send it through a tier again."""
         tier, _ = pick_tier(due)
-        queue = self.names.delay_queue(group, tier)
+        queue = self.names.delay_queue(consumer.spec.name, tier)
         await self._send_all([("", queue, *copy_message(message, {}))])
-        await message.ack()
+        consumer.ack_message(message)
 
     async def retry_later(self, delivery: Delivery, delay: float, failure: Failure) -> None:
         handle = self._handle(delivery)
