@@ -15,6 +15,7 @@ import shlex
 import sys
 import tempfile
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,10 +94,16 @@ def measure(args: argparse.Namespace, scenarios: list[Scenario]) -> Results:
         try:
             data: dict[str, Results] = {}
             seconds: dict[str, float] = {}
+            failed: dict[str, str] = {}
             for scenario in scenarios:
                 print(f"== {scenario.title}", flush=True)
                 started = time.monotonic()
-                data[scenario.name] = scenario.run(lab)
+                try:
+                    data[scenario.name] = scenario.run(lab)
+                except Exception as exc:  # the other scenarios still run; the exit status says
+                    traceback.print_exc()
+                    failed[scenario.name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    continue
                 seconds[scenario.name] = round(time.monotonic() - started, 1)
                 print(scenario.render(data[scenario.name]), flush=True)
                 print(f"({scenario.name}: {seconds[scenario.name]:.0f}s)", flush=True)
@@ -111,6 +118,7 @@ def measure(args: argparse.Namespace, scenarios: list[Scenario]) -> Results:
             "scenario_seconds": seconds,
             "rounds": rounds,
             "quick": bool(args.quick),
+            "failed": failed,
         },
         "machine": machine,
         "scenarios": data,
@@ -126,12 +134,15 @@ def main() -> None:
     else:
         results = measure(args, scenarios)
     out: Path = args.out
+    failed = results["run"].get("failed", {})
     markdown = write(out, results, list(SCENARIOS.values()))
-    if out.resolve() == (ROOT / "docs").resolve():
+    if out.resolve() == (ROOT / "docs").resolve() and not failed:
         update_readme(ROOT / "README.md", results, list(SCENARIOS.values()))
     done = [s for s in SCENARIOS.values() if s.name in results["scenarios"]]
     print(targets_table([t for s in done for t in s.targets(results["scenarios"][s.name])]))
     print(f"wrote {markdown} and {out / CHARTS_DIR}/ in {results['run']['seconds']:.0f}s")
+    if failed:
+        raise SystemExit(f"scenarios that failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

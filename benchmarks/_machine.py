@@ -8,6 +8,7 @@ import contextlib
 import os
 import platform
 import sqlite3
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -73,6 +74,26 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _tidings() -> str:
+    """Version of the tidings measured and, from a git checkout, its commit."""
+    import tidings
+
+    where = Path(tidings.__file__).resolve().parent
+    described = _version("tidings")
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(where), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--", ".")
+    except (OSError, subprocess.CalledProcessError):
+        return described
+    return f"{described}, commit {commit}" + (" with uncommitted changes" if changed else "")
+
+
 async def _rabbitmq_version(url: str) -> str:
     import aio_pika
 
@@ -101,7 +122,7 @@ def describe(scratch: Path, rabbitmq: RabbitMQ | None) -> dict[str, str]:
         "Python": sys.version.split()[0],
         "SQLite": sqlite3.sqlite_version,
         "RabbitMQ": rabbitmq_version,
-        "tidings": _version("tidings"),
+        "tidings": _tidings(),
         "aio-pika": _version("aio-pika"),
         "aiormq": _version("aiormq"),
         "FastStream": _version("faststream"),

@@ -100,6 +100,11 @@ def write(
         if charts:
             for chart in scenario.charts(data, charts_dir):
                 parts.append(f"![{chart.caption}]({CHARTS_DIR}/{chart.file})\n")
+    failed = results["run"].get("failed", {})
+    if failed:
+        parts.append("## Not measured\n")
+        parts.append("These scenarios failed in this run:\n")
+        parts.append("\n".join(f"- {name}: `{error}`" for name, error in failed.items()) + "\n")
     parts.append(_machine(results))
     markdown = out / "benchmarks.md"
     markdown.write_text("\n".join(parts).rstrip() + "\n")
