@@ -113,6 +113,7 @@ def run(lab: Lab) -> Results:
     count = int(sizes.rate * sizes.rate_seconds)
     for round_no in range(lab.rounds):
         for name in rotation(THROUGHPUT, round_no):
+            lab.settle()
             if name in (WINDOWED, BATCHED):
                 url = lab.sqlite_url("bus")
                 value = end_to_end(url, sizes.events, batched=name == BATCHED)
@@ -126,6 +127,7 @@ def run(lab: Lab) -> Results:
             throughput[name].append(value)
             print(f"  embedded round {round_no + 1} {name}: {value:,.0f}/s", flush=True)
         for name in rotation((TIDINGS_E2E, RAW_SINGLE, RAW_GROUP), round_no):
+            lab.settle()
             if name == TIDINGS_E2E:
                 e2e, confirms = fixed_rate(lab.sqlite_url("latency"), sizes.rate, count)
                 record(TIDINGS_E2E, e2e)

@@ -34,7 +34,9 @@ last, on the queue the publish phase filled. The details are in
 **Latency at a fixed rate.** Each contender publishes one message at a time at a fixed rate,
 never waiting for the previous confirm, to its own consumer running in another process
 (`python -m benchmarks.consumer`, prefetch {PREFETCH}); end to end is from the publish call
-to the handler, confirm from the publish call to its return.
+to the handler, confirm from the publish call to its return. The publisher, the consumer and
+the broker share the machine's cores: where a rate comes close to what a contender can
+handle there, messages queue and its latency grows during the run (see the max).
 """
 
 
@@ -78,6 +80,7 @@ def run(lab: Lab) -> Results:
     run_id = uuid.uuid4().hex[:8]
     for round_no in range(lab.rounds):
         for kind in rotation(CONTENDERS, round_no):
+            lab.settle()
             name = f"bench-{run_id}-{round_no}-{kind}"
             contender = KINDS[kind](node.url, name, node.management_url)
             published, consumed = asyncio.run(throughput(contender, sizes.amqp_messages))
@@ -86,6 +89,7 @@ def run(lab: Lab) -> Results:
             p99 = []
             for key, rate in rates.items():
                 count = int(rate * sizes.amqp_rate_seconds)
+                lab.settle()
                 contender = KINDS[kind](node.url, f"{name}-{key}", node.management_url)
                 measured = fixed_rate_latency(kind, contender, rate, count)
                 for timing, values in measured.items():

@@ -78,6 +78,7 @@ def run(lab: Lab) -> Results:
     for round_no in range(lab.rounds):
         for transport, (one, base) in runs.items():
             for processes, payload in rotation(cases, round_no):
+                lab.settle()
                 value = one(processes, payload, sizes.scale_count(base, payload))
                 if payload == 1024:
                     results[transport]["workers"].setdefault(str(processes), []).append(value)
