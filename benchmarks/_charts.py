@@ -56,11 +56,12 @@ def bars(
             capsize=3,
             error_kw={"elinewidth": 1, "ecolor": "#333333"},
         )
-        for x, value in zip(xs, medians, strict=True):
+        tops = [m + a for m, a in zip(medians, above, strict=True)]
+        for x, value, top in zip(xs, medians, tops, strict=True):
             if value > 0:
                 ax.annotate(
                     _short(value),
-                    (x, value),
+                    (x, top),
                     textcoords="offset points",
                     xytext=(0, 3),
                     ha="center",
@@ -74,10 +75,10 @@ def bars(
     if log:
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
         ax.yaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1000 else f"{v:g}"))
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     if len(series) > 1 or line is not None:
@@ -88,10 +89,10 @@ def bars(
 
 
 def _short(value: float) -> str:
-    if value >= 1_000_000:
-        return f"{value / 1e6:,.0f}M"
-    if value >= 10_000:
+    if value >= 100_000:
         return f"{value / 1000:,.0f}k"
+    if value >= 10_000:
+        return f"{value / 1000:.1f}k"
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 1:
