@@ -60,6 +60,7 @@ QUICK = Sizes(
     scale_amqp_events=100,
     memory_events=100,
     idle_seconds=0.2,
+    workers=(1, 2),  # starting 4 processes per transport would double the smoke test
 )
 
 
