@@ -181,7 +181,8 @@ class Pipeline:
             self._current.pop(id(ctx), None)
         if handler.idempotent and self.dedupe is not None:
             await self.dedupe.mark(self.group.name, envelope.id, self.dedupe_ttl)
-        await self.transport.ack(delivery)
+        if not self.transport.ack_soon(delivery):
+            await self.transport.ack(delivery)
         logger.debug(
             "handled %s %s in %s (attempt %d)",
             envelope.type,

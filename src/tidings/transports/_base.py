@@ -266,7 +266,14 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def ack(self, delivery: Delivery) -> None:
-        """Settle: done, remove it."""
+        """Settle: done, remove it. Returns once the broker has it (committed, or sent)."""
+
+    def ack_soon(self, delivery: Delivery) -> bool:
+        """Settle like `ack` without waiting: queue the ack to go with others (the broker
+        gets it within moments; should the process die first, the delivery comes back, at
+        least once). Return False when the transport does not queue acks; the pipeline then
+        awaits `ack`. A transport that queues must send what is queued before it closes."""
+        return False
 
     @abc.abstractmethod
     async def retry_later(self, delivery: Delivery, delay: float, failure: Failure) -> None:

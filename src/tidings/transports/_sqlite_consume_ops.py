@@ -28,13 +28,13 @@ __all__ = [
 
 
 class AckOp(WriteOp):
-    """Delete a settled delivery."""
+    """Delete settled deliveries."""
 
-    __slots__ = ("lease",)
+    __slots__ = ("leases",)
 
-    def __init__(self, lease: Lease) -> None:
+    def __init__(self, leases: Sequence[Lease]) -> None:
         super().__init__()
-        self.lease = lease
+        self.leases = leases
 
     def apply(self, tx: Txn) -> None:
         self.apply_all(tx, [self])
@@ -42,12 +42,14 @@ class AckOp(WriteOp):
     @classmethod
     def apply_all(cls, tx: Txn, ops: Sequence[WriteOp]) -> list[object]:
         rows = []
+        ordered = tx.topology.ordered
+        acked = tx.acked
         for op in cast("Sequence[AckOp]", ops):
-            lease = op.lease
-            rows.append((lease.row_id, lease.owner, lease.attempt))
-            tx.acked[lease.gid] = tx.acked.get(lease.gid, 0) + 1
-            if tx.topology.ordered.get(lease.gid):
-                tx.notify.add(lease.gid)  # the next delivery of its key may now go
+            for lease in op.leases:
+                rows.append((lease.row_id, lease.owner, lease.attempt))
+                acked[lease.gid] = acked.get(lease.gid, 0) + 1
+                if ordered.get(lease.gid):
+                    tx.notify.add(lease.gid)  # the next delivery of its key may now go
         tx.conn.executemany(
             "DELETE FROM deliveries WHERE id = ? AND lease_owner = ? AND attempt = ?", rows
         )

@@ -19,13 +19,83 @@ from typing import cast
 from .._clock import Clock
 from .._exceptions import StateError, TidingsError
 from ._base import Consumer, Deliver, Delivery, GroupSpec
-from ._sqlite_consume_ops import ClaimOp, RegisterOp, ReleaseOp, RenewOp, UnregisterOp
+from ._sqlite_consume_ops import AckOp, ClaimOp, RegisterOp, ReleaseOp, RenewOp, UnregisterOp
 from ._sqlite_store import WriterThread
 from ._sqlite_txn import Lease
 
-__all__ = ["SqliteConsumer"]
+__all__ = ["AckQueue", "SqliteConsumer"]
 
 log = logging.getLogger("tidings.sqlite")
+
+
+class AckQueue:
+    """Acknowledgements committed together: the acks of one event-loop turn go to the
+    writer as one `AckOp` (one op and one future per batch instead of per delivery).
+
+    `ack` returns a future resolved by that commit, which a caller may also leave alone
+    (a lease keeps the delivery from everyone else until then; a failed commit is logged,
+    and those deliveries come back when their leases end). `flush` waits until every ack
+    queued so far is committed."""
+
+    def __init__(self, writer: WriterThread) -> None:
+        self._writer = writer
+        self._queued: list[Lease] = []
+        self._batch: asyncio.Future[None] | None = None
+        self._committing: set[asyncio.Future[object]] = set()
+
+    def ack(self, lease: Lease) -> asyncio.Future[None]:
+        """Queue the ack of `lease`; the future resolves once it is committed."""
+        self._queued.append(lease)
+        batch = self._batch
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self._batch = loop.create_future()
+            batch.add_done_callback(self._report)
+            loop.call_soon(self._submit)
+        return batch
+
+    async def flush(self) -> None:
+        """Wait for every ack queued so far to be committed (or to fail)."""
+        while self._batch is not None or self._committing:
+            if self._batch is not None:
+                await asyncio.wait([self._batch])
+            else:
+                await asyncio.wait(list(self._committing))
+
+    def _submit(self) -> None:
+        leases, self._queued = self._queued, []
+        batch, self._batch = self._batch, None
+        assert batch is not None
+        try:
+            committed = self._writer.submit(AckOp(leases))
+        except BaseException as exc:
+            batch.set_exception(exc)
+            return
+        self._committing.add(committed)
+        committed.add_done_callback(lambda done: self._relay(done, batch))
+
+    def _relay(self, done: asyncio.Future[object], batch: asyncio.Future[None]) -> None:
+        self._committing.discard(done)
+        if batch.done():
+            return
+        if done.cancelled():
+            batch.cancel()
+        elif (exc := done.exception()) is not None:
+            batch.set_exception(exc)
+        else:
+            batch.set_result(None)
+
+    @staticmethod
+    def _report(batch: asyncio.Future[None]) -> None:
+        if batch.cancelled():
+            return
+        exc = batch.exception()
+        if exc is not None:
+            log.warning(
+                "acknowledgements were not committed (%s); those deliveries come back when "
+                "their leases end",
+                exc,
+            )
 
 
 class SqliteConsumer(Consumer):
@@ -40,6 +110,7 @@ class SqliteConsumer(Consumer):
         poll_interval: seconds between safety polls when no wake-up comes.
         attach: called with the consumer once registered, so commits can wake it.
         detach: called with the consumer once stopped.
+        acks: the transport's queue of acks, committed before the consumer unregisters.
     """
 
     def __init__(
@@ -53,8 +124,10 @@ class SqliteConsumer(Consumer):
         poll_interval: float,
         attach: Callable[[SqliteConsumer], None],
         detach: Callable[[SqliteConsumer], None],
+        acks: AckQueue,
     ) -> None:
         self.id = uuid.uuid4().hex
+        self._acks = acks
         self.gid = 0
         self._writer = writer
         self._spec = spec
@@ -207,6 +280,7 @@ class SqliteConsumer(Consumer):
             self._renew_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renew_task
+        await self._acks.flush()
         try:
             await self._writer.submit(UnregisterOp(self.id))
         except TidingsError as exc:

@@ -339,6 +339,12 @@ class RabbitMQTransport(DeadLetterOps, Transport):
     async def ack(self, delivery: Delivery) -> None:
         await self._settle(self._handle(delivery))
 
+    def ack_soon(self, delivery: Delivery) -> bool:
+        """Acks are queued anyway (see `AckBatcher`): nothing to wait for."""
+        handle = self._handle(delivery)
+        handle.consumer.ack(handle)
+        return True
+
     async def delay_again(
         self, consumer: RabbitConsumer, message: DeliveredMessage, due: float
     ) -> None:

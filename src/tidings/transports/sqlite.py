@@ -49,8 +49,8 @@ from ._base import (
     Transport,
     TransportOptions,
 )
-from ._sqlite_consume_ops import AckOp, DeadLetterOp, HeartbeatOp, RetryOp
-from ._sqlite_consumer import SqliteConsumer
+from ._sqlite_consume_ops import DeadLetterOp, HeartbeatOp, RetryOp
+from ._sqlite_consumer import AckQueue, SqliteConsumer
 from ._sqlite_ops import (
     CleanupOp,
     DeclareOp,
@@ -157,6 +157,7 @@ class SqliteTransport(Transport):
         self._housekeeper: asyncio.Task[None] | None = None
         self._consumers: dict[int, set[SqliteConsumer]] = {}
         self._dedupe = _SqliteDedupeStore(self)
+        self._acks: AckQueue | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -198,6 +199,8 @@ class SqliteTransport(Transport):
                 await self._housekeeper
         if self._listener is not None:
             self._listener.close()
+        if self._acks is not None:
+            await self._acks.flush()
         for thread in (self._writer, self._reader):
             if thread is not None and thread.is_alive():
                 await thread.close()
@@ -207,6 +210,11 @@ class SqliteTransport(Transport):
         if self._state not in ("open", "closing") or self._writer is None:
             raise StateError(f"the sqlite transport on {self.path} is not open")
         return self._writer
+
+    def _ack_queue(self) -> AckQueue:
+        if self._acks is None:
+            self._acks = AckQueue(self._open_writer())
+        return self._acks
 
     def _open_reader(self) -> ReaderThread:
         if self._state not in ("open", "closing") or self._reader is None:
@@ -306,15 +314,23 @@ class SqliteTransport(Transport):
             poll_interval=self._tuning.poll_interval,
             attach=self._attach,
             detach=self._detach,
+            acks=self._ack_queue(),
         )
         await consumer.start(await self._ensure_listener())
         return consumer
 
     async def ack(self, delivery: Delivery) -> None:
-        """Delete the delivery."""
+        """Delete the delivery (committed with the other acks of this turn: `AckQueue`)."""
         lease = _lease_of(delivery)
         lease.settled = True
-        await self._open_writer().submit(AckOp(lease))
+        await self._ack_queue().ack(lease)
+
+    def ack_soon(self, delivery: Delivery) -> bool:
+        """Queue the ack for the next commit without waiting for it (`AckQueue`)."""
+        lease = _lease_of(delivery)
+        lease.settled = True
+        self._ack_queue().ack(lease)
+        return True
 
     async def retry_later(self, delivery: Delivery, delay: float, failure: Failure) -> None:
         """Reschedule after `delay` seconds with attempt + 1, keeping its place in its key."""

@@ -36,7 +36,16 @@ async def main(group: str) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
             await real_ack(delivery)
 
+        real_ack_soon = transport.ack_soon
+
+        def ack_soon(delivery):  # type: ignore[no-untyped-def]
+            # event 7 takes the awaited path above, where the worker dies
+            if json.loads(delivery.body)["data"]["n"] == KILL_AT_ACK_OF:
+                return False
+            return real_ack_soon(delivery)
+
         transport.ack = ack  # type: ignore[method-assign]
+        transport.ack_soon = ack_soon  # type: ignore[method-assign]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
