@@ -31,7 +31,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import cast
+from typing import Any, cast
 
 from .._exceptions import ConfigError, DeadLetterNotFound, StateError, TidingsError
 from .._stats import GroupStats
@@ -158,6 +158,7 @@ class SqliteTransport(Transport):
         self._consumers: dict[int, set[SqliteConsumer]] = {}
         self._dedupe = _SqliteDedupeStore(self)
         self._acks: AckQueue | None = None
+        self._publishes: _PublishQueue | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -292,7 +293,9 @@ class SqliteTransport(Transport):
         writer = self._open_writer()
         if not messages:
             return []
-        return cast(list[bool], await writer.submit(PublishOp(list(messages))))
+        if self._publishes is None:
+            self._publishes = _PublishQueue(writer)
+        return await self._publishes.publish(messages)
 
     async def replay(self, group: str, since: float) -> int:
         """Re-deliver retained events published at or after `since` matching `group`."""
@@ -424,6 +427,82 @@ class SqliteTransport(Transport):
     def dedupe_store(self) -> DedupeStore:
         """Dedupe markers kept in the same file."""
         return self._dedupe
+
+
+class _PublishQueue:
+    """Publishes of one event-loop turn go to the writer as one `PublishOp`: one queued job
+    (and one wake-up of the writer thread) for a burst of concurrent `publish` calls instead
+    of one each. Every caller still gets its own future, resolved by that commit. Should the
+    joint op fail, each caller's messages are tried again on their own, so one bad publish
+    does not fail the others."""
+
+    def __init__(self, writer: WriterThread) -> None:
+        self._writer = writer
+        self._pending: list[tuple[list[OutgoingMessage], asyncio.Future[list[bool]]]] = []
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> asyncio.Future[list[bool]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[bool]] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._submit)
+        self._pending.append((list(messages), future))
+        return future
+
+    def _submit(self) -> None:
+        pending, self._pending = self._pending, []
+        if len(pending) == 1:
+            self._one(*pending[0])
+            return
+        joint = [m for messages, _ in pending for m in messages]
+        try:
+            committed = self._writer.submit(PublishOp(joint))
+        except BaseException as exc:
+            for _, future in pending:
+                _fail(future, exc)
+            return
+        committed.add_done_callback(lambda done: self._split(done, pending))
+
+    def _one(self, messages: list[OutgoingMessage], future: asyncio.Future[list[bool]]) -> None:
+        try:
+            committed = self._writer.submit(PublishOp(messages))
+        except BaseException as exc:
+            _fail(future, exc)
+            return
+        committed.add_done_callback(lambda done: _relay(done, future))
+
+    def _split(
+        self,
+        done: asyncio.Future[Any],
+        pending: list[tuple[list[OutgoingMessage], asyncio.Future[list[bool]]]],
+    ) -> None:
+        if done.cancelled() or done.exception() is not None:
+            for messages, future in pending:
+                if not future.done():
+                    self._one(messages, future)
+            return
+        routed: list[bool] = done.result()
+        start = 0
+        for messages, future in pending:
+            end = start + len(messages)
+            if not future.done():
+                future.set_result(routed[start:end])
+            start = end
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def _relay(done: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
+    if future.done():
+        return
+    if done.cancelled():
+        future.cancel()
+    elif (exc := done.exception()) is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(done.result())
 
 
 class _SqliteDedupeStore(DedupeStore):
