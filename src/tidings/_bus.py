@@ -388,6 +388,10 @@ class Bus:
 
     async def _send(self, messages: list[OutgoingMessage]) -> list[str]:
         routed = await self.transport.publish(messages)
+        self._check_routed(messages, routed)
+        return [m.id for m in messages]
+
+    def _check_routed(self, messages: list[OutgoingMessage], routed: list[bool]) -> None:
         if self.on_unroutable == "error" and not all(routed):
             lost = [m for m, ok in zip(messages, routed, strict=True) if not ok]
             if lost:
@@ -402,7 +406,6 @@ class Bus:
                     "workers (or await bus.declare()) before publishing, or "
                     "Bus(on_unroutable='ignore')"
                 )
-        return [m.id for m in messages]
 
     async def publish(
         self,
@@ -416,7 +419,10 @@ class Bus:
         """Publish `event` to every group subscribed to its type; return its id once the
         broker has made it durable."""
         draft = self._draft(event, key=key, id=id, group=None, headers=headers, delay=delay)
-        return (await self._send([await self._build(draft)]))[0]
+        # The common case without middleware, without the extra awaits of `_build`/`_send`.
+        out = [self._outgoing(draft) if not self.middleware else await self._build(draft)]
+        self._check_routed(out, await self.transport.publish(out))
+        return out[0].id
 
     async def publish_many(self, events: Iterable[Message]) -> list[str]:
         """Publish several events with one confirm; return their ids in order."""
