@@ -109,8 +109,7 @@ class BatchPublisher:
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
             flusher.cancel()
-            with contextlib.suppress(BaseException):
-                await flusher
+            await asyncio.wait([flusher])  # never raises: the flusher's own end is expected
         self._fail(self._queue, aiormq.exceptions.ChannelInvalidStateError("publisher closed"))
         self._queue = []
 
