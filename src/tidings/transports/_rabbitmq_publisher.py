@@ -31,6 +31,8 @@ from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
+from ._futures import relay
+
 __all__ = ["BatchPublisher", "Outbound", "supported"]
 
 Outbound = tuple[str, str, bytes, spec.Basic.Properties]
@@ -68,20 +70,6 @@ def _chunks(queued: list[_Queued]) -> list[list[_Queued]]:
         batches[-1].append(item)
         size += len(item.body)
     return batches
-
-
-def _relay(outcome: asyncio.Future[Any], confirmation: asyncio.Future[Any]) -> None:
-    """Copy the broker's answer for one message to the future its publisher awaits."""
-    if outcome.done():
-        return  # the publisher stopped waiting (cancelled); nothing to tell
-    if confirmation.cancelled():
-        outcome.cancel()
-        return
-    exc = confirmation.exception()
-    if exc is not None:
-        outcome.set_exception(exc)
-    else:
-        outcome.set_result(confirmation.result())
 
 
 class BatchPublisher:
@@ -166,7 +154,7 @@ class BatchPublisher:
                 channel.message_id_delivery_tag[properties.message_id] = tag
                 registered.append((tag, properties.message_id))
                 confirmation.add_done_callback(self._forget(channel, properties.message_id, tag))
-                confirmation.add_done_callback(lambda c, o=item.outcome: _relay(o, c))
+                confirmation.add_done_callback(lambda c, o=item.outcome: relay(c, o))
                 body = item.body
                 frames.append(
                     spec.Basic.Publish(

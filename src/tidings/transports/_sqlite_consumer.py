@@ -19,6 +19,7 @@ from typing import cast
 from .._clock import Clock
 from .._exceptions import StateError, TidingsError
 from ._base import Consumer, Deliver, Delivery, GroupSpec
+from ._futures import relay
 from ._sqlite_consume_ops import AckOp, ClaimOp, RegisterOp, ReleaseOp, RenewOp, UnregisterOp
 from ._sqlite_store import WriterThread
 from ._sqlite_txn import Lease
@@ -76,14 +77,7 @@ class AckQueue:
 
     def _relay(self, done: asyncio.Future[object], batch: asyncio.Future[None]) -> None:
         self._committing.discard(done)
-        if batch.done():
-            return
-        if done.cancelled():
-            batch.cancel()
-        elif (exc := done.exception()) is not None:
-            batch.set_exception(exc)
-        else:
-            batch.set_result(None)
+        relay(done, batch)
 
     @staticmethod
     def _report(batch: asyncio.Future[None]) -> None:

@@ -49,6 +49,7 @@ from ._base import (
     Transport,
     TransportOptions,
 )
+from ._futures import relay
 from ._sqlite_consume_ops import DeadLetterOp, HeartbeatOp, RetryOp
 from ._sqlite_consumer import AckQueue, SqliteConsumer
 from ._sqlite_ops import (
@@ -468,7 +469,7 @@ class _PublishQueue:
         except BaseException as exc:
             _fail(future, exc)
             return
-        committed.add_done_callback(lambda done: _relay(done, future))
+        committed.add_done_callback(lambda done: relay(done, future))
 
     def _split(
         self,
@@ -492,17 +493,6 @@ class _PublishQueue:
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
-
-
-def _relay(done: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
-    if future.done():
-        return
-    if done.cancelled():
-        future.cancel()
-    elif (exc := done.exception()) is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(done.result())
 
 
 class _SqliteDedupeStore(DedupeStore):
