@@ -40,7 +40,6 @@ if str(ROOT) not in sys.path:  # run by path: make the benchmarks package import
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._measure import percentile  # noqa: E402
-
 from tidings.transports._base import (  # noqa: E402
     Delivery,
     GroupSpec,
