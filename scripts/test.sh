@@ -1,17 +1,11 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite: what a developer types is what CI runs (.ci/run).
-# Needs Python 3.11+; creates .venv, installs the project with its dev extras, then runs
-# the linters, the type checker and pytest. Extra arguments go to pytest.
+# Needs Python 3.11+; sets up .venv and the servers (scripts/setup.sh), then runs the
+# linters, the type checker and pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
-fi
-bash scripts/install-servers.sh
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+bash scripts/setup.sh
 
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
