@@ -23,6 +23,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiormq
@@ -70,6 +71,24 @@ def _chunks(queued: list[_Queued]) -> list[list[_Queued]]:
         batches[-1].append(item)
         size += len(item.body)
     return batches
+
+
+def _forget(channel: Any, message_id: str, tag: int) -> None:
+    """Drop the message id -> delivery tag entry aiormq uses to match returns."""
+    if channel.message_id_delivery_tag.get(message_id) == tag:
+        channel.message_id_delivery_tag.pop(message_id, None)
+
+
+def _answered(
+    channel: Any,
+    message_id: str,
+    tag: int,
+    outcome: asyncio.Future[Any],
+    confirmation: asyncio.Future[Any],
+) -> None:
+    """The broker answered one publish: forget its id, tell its publisher."""
+    _forget(channel, message_id, tag)
+    relay(confirmation, outcome)
 
 
 class BatchPublisher:
@@ -123,10 +142,10 @@ class BatchPublisher:
 
     @staticmethod
     def _fail(batch: list[_Queued], exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            exc = aiormq.exceptions.ChannelInvalidStateError("the publisher was closed")
         for item in batch:
             if not item.outcome.done():
-                if isinstance(exc, asyncio.CancelledError):
-                    exc = aiormq.exceptions.ChannelInvalidStateError("the publisher was closed")
                 item.outcome.set_exception(exc)
 
     async def _write(self, batch: list[_Queued]) -> None:
@@ -153,8 +172,9 @@ class BatchPublisher:
                 channel.confirmations[tag] = confirmation
                 channel.message_id_delivery_tag[properties.message_id] = tag
                 registered.append((tag, properties.message_id))
-                confirmation.add_done_callback(self._forget(channel, properties.message_id, tag))
-                confirmation.add_done_callback(lambda c, o=item.outcome: relay(c, o))
+                confirmation.add_done_callback(
+                    partial(_answered, channel, properties.message_id, tag, item.outcome)
+                )
                 body = item.body
                 frames.append(
                     spec.Basic.Publish(
@@ -184,8 +204,7 @@ class BatchPublisher:
                     confirmation = channel.confirmations.pop(tag, None)
                     if confirmation is not None:
                         confirmation.cancel()
-                    if channel.message_id_delivery_tag.get(message_id) == tag:
-                        channel.message_id_delivery_tag.pop(message_id, None)
+                    _forget(channel, message_id, tag)
                 channel.delivery_tag -= len(registered)
                 drained.cancel()
                 raise
@@ -212,11 +231,3 @@ class BatchPublisher:
                     item.outcome.set_result(result)
 
         await asyncio.gather(*(one(item) for item in batch if not item.outcome.done()))
-
-    @staticmethod
-    def _forget(channel: Any, message_id: str, tag: int) -> Callable[[asyncio.Future[Any]], None]:
-        def forget(_: asyncio.Future[Any]) -> None:
-            if channel.message_id_delivery_tag.get(message_id) == tag:
-                channel.message_id_delivery_tag.pop(message_id, None)
-
-        return forget

@@ -331,16 +331,12 @@ class RabbitMQTransport(DeadLetterOps, Transport):
             raise ConfigError("this delivery was not made by the RabbitMQ transport")
         return handle
 
-    async def _settle(self, handle: Handle) -> None:
-        """Acknowledge; a channel lost meanwhile means the broker redelivers it (at least
-        once), so the failure is logged, not raised."""
-        handle.consumer.ack(handle)
-
     async def ack(self, delivery: Delivery) -> None:
-        await self._settle(self._handle(delivery))
+        self.ack_soon(delivery)
 
     def ack_soon(self, delivery: Delivery) -> bool:
-        """Acks are queued anyway (see `AckBatcher`): nothing to wait for."""
+        """Acks are queued in any case (`AckBatcher`), so `ack` has nothing to wait for
+        either; a channel lost meanwhile means the broker redelivers (at least once)."""
         handle = self._handle(delivery)
         handle.consumer.ack(handle)
         return True
@@ -369,13 +365,13 @@ class RabbitMQTransport(DeadLetterOps, Transport):
         }
         queue = self.names.delay_queue(delivery.group, tier)
         await self._send_all([("", queue, *copy_message(handle.message, headers))])
-        await self._settle(handle)
+        handle.consumer.ack(handle)
 
     async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
         handle = self._handle(delivery)
         copy = copy_message(handle.message, dead_letter_headers(delivery, failure))
         await self._send_all([("", self.names.dlq(delivery.group), *copy)])
-        await self._settle(handle)
+        handle.consumer.ack(handle)
         self._dead_at.setdefault(delivery.group, deque()).append(time.monotonic())
 
     # -- stats -------------------------------------------------------------------------------
