@@ -35,6 +35,7 @@ fixed rate, while the contender's own consumer runs in another process
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -133,7 +134,7 @@ Drive = Callable[[PublishOne], Awaitable[T]]  # given how to publish message n, 
 Handle = Callable[[float], None]  # called with each message's sent_at, in its handler
 
 
-class Contender:
+class Contender(abc.ABC):
     """One library under test, on its own exchange and queue (`name`).
 
     A contender says how it publishes (`_publishing`: connect, declare, hand a one-message
@@ -152,11 +153,13 @@ class Contender:
     def queue(self) -> str:
         return f"{self.name}.sink"
 
+    @abc.abstractmethod
     async def _publishing(self, drive: Drive[T]) -> T:
-        raise NotImplementedError
+        """Connect, declare, and run ``drive(publish_one)``."""
 
+    @abc.abstractmethod
     async def _consuming(self, handle: Handle, until: Callable[[], Awaitable[T]]) -> T:
-        raise NotImplementedError
+        """Connect and consume, calling `handle` per message, until ``until()`` returns."""
 
     async def publish(self, count: int) -> float:
         """Messages/s publishing `count` messages, `WINDOW` in flight."""

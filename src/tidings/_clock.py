@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import time
 
 __all__ = ["Clock", "ManualClock", "SystemClock"]
@@ -31,11 +32,9 @@ class SystemClock(Clock):
         timeout = deadline - time.time()
         if timeout <= 0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await wake.wait()
-        except TimeoutError:
-            pass
 
 
 class ManualClock(Clock):
