@@ -232,14 +232,14 @@ class Tidings(Contender):
             return await until()
 
     def _queues(self) -> list[str]:
-        from tidings.transports._rabbitmq_wire import TIERS, Names
+        from tidings.transports.rabbitmq._wire import TIERS, Names
 
         names = Names(self.name)
         tiers = [names.delay_queue("sink", tier) for tier, _ in TIERS]
         return [names.queue("sink"), names.dlq("sink"), *tiers]
 
     def _exchanges(self) -> list[str]:
-        from tidings.transports._rabbitmq_wire import Names
+        from tidings.transports.rabbitmq._wire import Names
 
         names = Names(self.name)
         return [names.exchange, names.direct, names.delay_exchange]

@@ -40,11 +40,11 @@ if str(ROOT) not in sys.path:  # run by path: make the benchmarks package import
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._measure import percentile  # noqa: E402
-from tidings.transports._base import (  # noqa: E402
+from tidings.transports import (  # noqa: E402
     Delivery,
-    GroupSpec,
+    GroupSpec,  # noqa: E402
     OutgoingMessage,
-    TransportOptions,
+    TransportOptions,  # noqa: E402
 )
 from tidings.transports.sqlite import SqliteTransport  # noqa: E402
 

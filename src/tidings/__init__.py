@@ -7,10 +7,12 @@ broker with no set-up, or on RabbitMQ, with the same application code.
 
 from __future__ import annotations
 
-from ._bus import Bus
-from ._context import Context
-from ._dlq import DeadLetter, DeadLetters
-from ._envelope import Envelope
+from ._codec.envelope import Envelope
+from ._core.bus import Bus
+from ._core.context import Context
+from ._core.dlq import DeadLetter, DeadLetters
+from ._core.messages import Command, Event
+from ._core.retry import Retry
 from ._exceptions import (
     BrokerUnavailable,
     ConfigError,
@@ -22,10 +24,8 @@ from ._exceptions import (
     TidingsError,
     Unroutable,
 )
-from ._messages import Command, Event
-from ._retry import Retry
-from ._stats import GroupStats
 from ._version import __version__
+from .transports._stats import GroupStats
 
 __all__ = [
     "BrokerUnavailable",

@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from ._bus import Bus
 from ._clock import ManualClock
-from ._dlq import DeadLetter, _to_public
-from ._envelope import DecodeError, Envelope, decode
-from .transports._base import Delivery, Failure, OutgoingMessage, TransportOptions
-from .transports.memory import MemoryBroker, MemoryTransport
+from ._codec.cloudevents import decode
+from ._codec.envelope import DecodeError, Envelope
+from ._core.bus import Bus
+from ._core.dlq import DeadLetter, _to_public
+from .transports._failure import Failure
+from .transports._message import Delivery, OutgoingMessage
+from .transports._options import TransportOptions
+from .transports.memory._transport import MemoryBroker, MemoryTransport
 
 __all__ = ["ManualClock", "PublishedMessage", "TestBus"]
 

@@ -249,7 +249,7 @@ def test_queues_watch_refreshes_until_ctrl_c(db_url: str, tmp_path: Path) -> Non
 
 
 def test_log_options_are_accepted_after_the_subcommand_too() -> None:
-    from tidings._cli import hoist_global_options
+    from tidings._cli.app import hoist_global_options
 
     assert hoist_global_options(["run", "app:bus", "--log-level", "debug", "--group", "g"]) == [
         "--log-level",

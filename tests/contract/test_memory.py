@@ -7,8 +7,7 @@ import pytest
 
 from tidings.contract import BusContract, Harness, TransportContract
 from tidings.testing import ManualClock
-from tidings.transports import memory
-from tidings.transports._base import TransportOptions
+from tidings.transports import TransportOptions, memory
 
 HORIZON = 60.0
 """Retries due within this many simulated seconds happen on their own while a test waits;
@@ -35,7 +34,7 @@ class MemoryHarness(Harness):
         try:
             await super().aclose()
         finally:
-            memory._BROKERS.pop(self.url.removeprefix("memory://"), None)
+            memory._transport._BROKERS.pop(self.url.removeprefix("memory://"), None)
 
 
 @pytest.fixture

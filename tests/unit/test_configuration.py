@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tidings import Bus, Command, ConfigError, Event, StateError
-from tidings._url import mask_url
+from tidings.transports import mask_url
 
 
 class OrderPlaced(Event, type="order.placed", version=1):

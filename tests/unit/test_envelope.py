@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tidings import Envelope
-from tidings._envelope import DecodeError, decode, decode_with_mode, encode, foreign_id
+from tidings._codec.cloudevents import decode, decode_with_mode, encode, foreign_id
+from tidings._codec.envelope import DecodeError
 
 
 def _envelope() -> Envelope:
@@ -95,7 +96,7 @@ def test_undecodable_bodies_raise_a_clear_error(
 def test_event_ids_are_unique_version_4_uuids() -> None:
     import uuid
 
-    from tidings._envelope import new_event_id
+    from tidings._codec.envelope import new_event_id
 
     ids = {new_event_id() for _ in range(5000)}
     assert len(ids) == 5000
@@ -107,7 +108,7 @@ def test_event_ids_are_unique_version_4_uuids() -> None:
 def test_a_forked_child_draws_fresh_ids() -> None:
     import os
 
-    from tidings._envelope import new_event_id
+    from tidings._codec.envelope import new_event_id
 
     new_event_id()  # the pool now holds unused bytes the child must not reuse
     read, write = os.pipe()

@@ -4,7 +4,7 @@ and in the end acknowledges every delivery exactly once."""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidings.transports._rabbitmq_acks import ChannelAcks
+from tidings.transports.rabbitmq._acks import ChannelAcks
 
 
 class Broker:

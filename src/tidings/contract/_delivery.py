@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from .._bus import Bus
-from .._context import Context
+from .._core.bus import Bus
+from .._core.context import Context
+from .._core.retry import Retry
 from .._exceptions import MessageTooLarge, Unroutable
-from .._retry import Retry
-from ..transports._base import OutgoingMessage
+from ..transports._message import OutgoingMessage
 from ._events import (
     BigEvent,
     ChargeCard,

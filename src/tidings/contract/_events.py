@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._messages import Command, Event
+from .._core.messages import Command, Event
 
 __all__ = [
     "BigEvent",

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from .._bus import Bus
-from .._context import Context
+from .._core.bus import Bus
+from .._core.context import Context
+from .._core.retry import Retry
 from .._exceptions import ConfigError, DeadLetterNotFound, Permanent
-from .._retry import Retry
 from ._events import OrderPlaced
 from ._harness import FixedDelay, Harness, group_stats
 

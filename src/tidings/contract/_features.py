@@ -8,10 +8,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from .._context import Context
+from .._core.context import Context
+from .._core.retry import Retry
 from .._exceptions import ConfigError, Permanent
-from .._retry import Retry
-from ..transports._base import CAP_DEDUPE
+from ..transports._transport import CAP_DEDUPE
 from ._events import OrderPlaced, ParcelShipped, SeqItem, StockReserved
 from ._harness import FixedDelay, Harness, group_stats
 

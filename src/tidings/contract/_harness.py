@@ -10,12 +10,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from .._bus import Bus
 from .._clock import Clock, ManualClock, SystemClock
-from .._retry import Retry
-from .._stats import GroupStats
-from .._url import open_transport
-from ..transports._base import Delivery, Transport, TransportOptions
+from .._core.bus import Bus
+from .._core.retry import Retry
+from ..transports._message import Delivery
+from ..transports._options import TransportOptions
+from ..transports._registry import open_transport
+from ..transports._stats import GroupStats
+from ..transports._transport import Transport
 
 __all__ = ["FixedDelay", "Harness", "Inbox", "eventually"]
 

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from .._bus import Bus
-from .._context import Context
-from .._envelope import Envelope
+from .._codec.envelope import Envelope
+from .._core.bus import Bus
+from .._core.context import Context
 from .._exceptions import NotSupported, Permanent, StateError
-from ..transports._base import CAP_DEDUPE, CAP_REPLAY_LOG, OutgoingMessage
+from ..transports._message import OutgoingMessage
+from ..transports._transport import CAP_DEDUPE, CAP_REPLAY_LOG
 from ._events import OrderPlaced
 from ._harness import FixedDelay, Harness, group_stats
 

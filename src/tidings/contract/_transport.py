@@ -5,16 +5,10 @@ from __future__ import annotations
 import pytest
 
 from .._exceptions import DeadLetterNotFound, NotSupported
-from ..transports._base import (
-    CAP_DEDUPE,
-    CAP_REPLAY_LOG,
-    Delivery,
-    Failure,
-    GroupSpec,
-    OutgoingMessage,
-    RawDeadLetter,
-    Transport,
-)
+from ..transports._failure import Failure, RawDeadLetter
+from ..transports._group import GroupSpec
+from ..transports._message import Delivery, OutgoingMessage
+from ..transports._transport import CAP_DEDUPE, CAP_REPLAY_LOG, Transport
 from ._harness import Harness, Inbox, group_stats
 
 __all__ = ["TransportContract"]

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import fanout_app  # noqa: E402
 
-from tidings import Bus  # noqa: E402
+from tidings import Bus
 
 
 async def main(start: int, count: int) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from tidings import Event, Unroutable
 from tidings.transports import _rabbitmq_publisher
-from tidings.transports._rabbitmq_publisher import BatchPublisher
+from tidings.transports.rabbitmq._publisher import BatchPublisher
 
 from .conftest import wait_for
 

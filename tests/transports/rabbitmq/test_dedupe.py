@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from tidings import ConfigError
-from tidings._dedupe import open_dedupe_store
+from tidings._core.dedupe import open_dedupe_store
 
 from .conftest import wait_for
 

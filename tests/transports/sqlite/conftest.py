@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tidings.transports._base import Delivery, Failure, OutgoingMessage, TransportOptions
+from tidings.transports import Delivery, Failure, OutgoingMessage, TransportOptions
 from tidings.transports.sqlite import SqliteTransport
 
 OpenTransport = Callable[..., Awaitable[SqliteTransport]]

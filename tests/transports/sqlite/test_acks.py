@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from tidings.transports._base import Delivery, GroupSpec
-from tidings.transports._sqlite_consume_ops import AckOp
+from tidings.transports import Delivery, GroupSpec
+from tidings.transports.sqlite._consume_ops import AckOp
 
 from .conftest import Inbox, OpenTransport, eventually, message
 

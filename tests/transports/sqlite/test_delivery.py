@@ -11,7 +11,7 @@ import pytest
 
 from tidings import DeadLetterNotFound
 from tidings._exceptions import ConfigError
-from tidings.transports._base import (
+from tidings.transports import (
     CAP_DEDUPE,
     CAP_REPLAY_LOG,
     Delivery,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tidings._exceptions import BrokerUnavailable, ConfigError, StateError
-from tidings.transports._base import GroupSpec, TransportOptions
+from tidings.transports import GroupSpec, TransportOptions
 from tidings.transports.sqlite import SqliteTransport, sqlite_path
 
 from .conftest import Inbox, OpenTransport, eventually, message

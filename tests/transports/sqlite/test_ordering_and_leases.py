@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tidings.transports._base import Delivery, GroupSpec
+from tidings.transports import Delivery, GroupSpec
 
 from .conftest import Inbox, OpenTransport, eventually, failure, message
 

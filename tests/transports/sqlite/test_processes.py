@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tidings
-from tidings.transports._base import Delivery, GroupSpec
+from tidings.transports import Delivery, GroupSpec
 
 from .conftest import Inbox, OpenTransport, eventually, message
 
@@ -81,7 +81,7 @@ async def test_a_publish_from_another_process_wakes_an_idle_consumer_within_mill
     child = _python(
         """
         import asyncio, os, time, uuid
-        from tidings.transports._base import OutgoingMessage, TransportOptions
+        from tidings.transports import OutgoingMessage, TransportOptions
         from tidings.transports.sqlite import SqliteTransport
 
         async def main():
@@ -120,7 +120,7 @@ async def test_a_killed_workers_delivery_comes_back_with_the_next_attempt(
     child = _python(
         """
         import asyncio, os
-        from tidings.transports._base import GroupSpec, TransportOptions
+        from tidings.transports import GroupSpec, TransportOptions
         from tidings.transports.sqlite import SqliteTransport
 
         async def main():

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from tidings._exceptions import TidingsError
-from tidings.transports._base import GroupSpec
-from tidings.transports._sqlite_ops import PublishOp
+from tidings.transports import GroupSpec
+from tidings.transports.sqlite._ops import PublishOp
 
 from .conftest import OpenTransport, message
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tidings import Bus, Context
-
+from ... import Bus, Context
 from ..plan import Settings
 from ..scenario import Scenario, Tracker, build_bus
 from . import inventory, notification, orders, payment, shipping

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tidings import Event
+from ... import Event
 
 __all__ = [
     "OrderCancelled",

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tidings import Bus, Context, Retry
-
+from ... import Bus, Context, Retry
 from ..plan import Settings
 from .events import OrderPlaced, PaymentDeclined, StockReleased, StockReserved
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from tidings import Bus
-
+from ... import Bus
 from ..plan import Settings
 from .events import OrderCancelled, OrderCompleted
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tidings import Bus, Context
-
+from ... import Bus, Context
 from ..plan import Settings
 from .events import OrderCancelled, OrderCompleted, OrderPlaced, ShipmentScheduled, StockReleased
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tidings import Bus, Context, Retry
-
+from ... import Bus, Context, Retry
 from ..plan import Settings, happens
 from .events import PaymentCaptured, PaymentDeclined, StockReserved
 

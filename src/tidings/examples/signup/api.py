@@ -6,8 +6,7 @@ own pace, and a sign-up succeeds even while one of them is down.
 
 from __future__ import annotations
 
-from tidings import Bus
-
+from ... import Bus
 from .events import UserCreated
 
 __all__ = ["make_user", "sign_up"]

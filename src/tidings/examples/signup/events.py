@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tidings import Event
+from ... import Event
 
 __all__ = ["EmailSent", "PointsAwarded", "UserCreated"]
 

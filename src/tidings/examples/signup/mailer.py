@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tidings import Bus, Context, Retry
-
+from ... import Bus, Context, Retry
 from ..plan import Settings
 from .events import EmailSent, UserCreated
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tidings import Bus, Context, Retry
-
+from ... import Bus, Context, Retry
 from ..plan import Settings, happens
 from .events import AnalyticsRecorded
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tidings import Bus, Context
-
+from ... import Bus, Context
 from ..plan import Settings
 from .events import NotificationSent, RecommendationUpdated, VideoWatchStarted
 

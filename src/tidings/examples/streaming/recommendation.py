@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 
-from tidings import Bus, Context
-
+from ... import Bus, Context
 from ..plan import Settings
 from .events import RecommendationUpdated, VideoWatchStarted
 

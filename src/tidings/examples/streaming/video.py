@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tidings import Bus
-
+from ... import Bus
 from .events import VideoWatchStarted
 
 __all__ = ["GENRES", "make_watch", "start_watching"]

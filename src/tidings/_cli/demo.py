@@ -1,0 +1,200 @@
+"""``tidings demo [shop|streaming|signup]``: a scenario of `tidings.examples`, end to end.
+
+By default on a temporary embedded broker file, with the services in worker processes
+(``tidings run``), a live view of the progress and of every group's queue, and a summary.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, RenderableType
+from rich.console import Group as Renderables
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..examples.plan import Settings
+from ..examples.runner import SCENARIOS, DemoResult, Snapshot, run_scenario
+from .console import NameOption, run_async, stdout_console, table
+
+__all__ = ["demo"]
+
+_DEMO_LEASE = 3.0  # a killed worker's deliveries come back after this many seconds
+
+
+class ScenarioName(enum.StrEnum):
+    """The scenarios ``tidings demo`` can run."""
+
+    shop = "shop"
+    streaming = "streaming"
+    signup = "signup"
+
+
+def _queue_table(snapshot: Snapshot) -> Table:
+    numbers = ("ready", "in flight", "scheduled for retry", "dead")
+    result = table("group", *numbers, right=numbers)
+    for name in snapshot.scenario.groups:
+        q = snapshot.queues.get(name)
+        row = (q.ready, q.in_flight, q.scheduled) if q else (0, 0, 0)
+        result.add_row(name, *map(str, row), str(snapshot.dead.get(name, 0)))
+    return result
+
+
+class _View:
+    """The live progress bars and per-group table (on a terminal only)."""
+
+    def __init__(self, console: Console, snapshot: Snapshot, live: bool) -> None:
+        self.snapshot = snapshot
+        unit = snapshot.scenario.unit
+        self.progress = Progress(
+            TextColumn("{task.description:<26}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._published = self.progress.add_task(f"{unit} published", total=snapshot.count)
+        self._done = self.progress.add_task(f"{unit} done", total=snapshot.count)
+        self.live = (
+            Live(self._render(), console=console, auto_refresh=False, transient=True)
+            if live
+            else None
+        )
+
+    def _render(self) -> RenderableType:
+        workers = self.snapshot.workers
+        note = f"{workers} worker process(es) running" if workers else "services in this process"
+        return Renderables(self.progress, _queue_table(self.snapshot), note)
+
+    def update(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.progress.update(self._published, completed=snapshot.published)
+        self.progress.update(self._done, completed=snapshot.done)
+        if self.live is not None:
+            self.live.update(self._render(), refresh=True)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:g} ms"
+
+
+def _print_summary(console: Console, result: DemoResult, temporary: bool) -> None:
+    data = result.to_dict()
+    scenario = SCENARIOS[result.scenario]
+    where = "a temporary embedded broker" if temporary else data["url"]
+    how = f"{result.processes} worker processes" if result.processes else "one process"
+    console.print(f"\n{result.scenario} on {where} with {how} in {result.seconds:.2f}s")
+    counts = table("outcome", "count", right=("count",))
+    for name, value in result.counts.items():
+        counts.add_row(name.replace("_", " "), str(value))
+    console.print(counts)
+    console.print(scenario.describe(result.counts))
+    lat = data["latency_ms"]
+    console.print(f"end-to-end latency p50 {_ms(lat['p50'])}, p99 {_ms(lat['p99'])}")
+    dead = [g for g, n in result.dead.items() if n]
+    if temporary:
+        console.print(
+            f"Keep the broker to look around: tidings demo {result.scenario} "
+            "--url sqlite:///demo.db, then tidings queues --url sqlite:///demo.db"
+        )
+    elif dead and not data["url"].startswith("memory:"):
+        console.print(f"Look at them: tidings dlq list {dead[0]} --url {data['url']}")
+
+
+def demo(
+    scenario: Annotated[
+        ScenarioName, typer.Argument(help="The scenario to run.", case_sensitive=False)
+    ] = ScenarioName.shop,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            "--orders",
+            "-n",
+            min=1,
+            help="How many orders (watch events, sign-ups) to publish [default: 200, 200, 40].",
+            show_default=False,
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Broker URL to run on (default: a temporary embedded broker file).",
+            show_default=False,
+        ),
+    ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            "-p",
+            min=0,
+            help="Worker processes running the services (0: in this process; "
+            "memory:// always runs in this process).",
+        ),
+    ] = 3,
+    dedupe: Annotated[
+        str | None,
+        typer.Option(
+            "--dedupe",
+            help="Dedupe store URL for the idempotent groups, e.g. redis://localhost:6379/0 "
+            "(needed on amqp://, which has no store of its own).",
+            show_default=False,
+        ),
+    ] = None,
+    name: NameOption = "tidings",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated failures.")] = 7,
+    time_scale: Annotated[
+        float,
+        typer.Option("--time-scale", min=0.0, help="Multiplies simulated work (the 2 s e-mail)."),
+    ] = 1.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for everything.")
+    ] = 180.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run a scenario end to end: shop (default), streaming or signup.
+
+    shop: orders go through inventory, payment and shipping; declined cards are
+    compensated. streaming: video events fan out to recommendation, notification and a
+    flaky analytics service. signup: the API answers at once, e-mail and points catch up.
+    Prints the outcome counts and the end-to-end latency.
+    """
+    chosen = SCENARIOS[scenario.value]
+    console = stdout_console()
+    settings = Settings(seed=seed, time_scale=time_scale, lease=_DEMO_LEASE)
+    items = count or chosen.default_count
+    bus_options: dict[str, Any] = {"name": name}
+    if dedupe:
+        bus_options["dedupe"] = dedupe
+    with tempfile.TemporaryDirectory(prefix="tidings-demo-", ignore_cleanup_errors=True) as tmp:
+        where = url or f"sqlite:///{Path(tmp) / 'demo.db'}"
+        snapshot = Snapshot(scenario=chosen, count=items)
+        view = _View(console, snapshot, live=console.is_terminal and not as_json)
+        play = run_scenario(
+            chosen,
+            where,
+            count=items,
+            settings=settings,
+            processes=processes,
+            timeout=timeout,
+            on_progress=view.update,
+            bus_options=bus_options,
+        )
+        if view.live is not None:
+            with view.live:
+                result = run_async(play, urls=[url, dedupe])
+        else:
+            result = run_async(play, urls=[url, dedupe])
+    if result is None:  # interrupted
+        raise typer.Exit(130)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        _print_summary(console, result, temporary=url is None)

@@ -1,0 +1,1 @@
+"""The codec: the CloudEvents envelope and its encodings (private)."""

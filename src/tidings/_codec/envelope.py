@@ -1,0 +1,246 @@
+"""The CloudEvents 1.0 envelope: attributes around an event's data, and event ids."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "DecodeError",
+    "Envelope",
+    "JSON_CONTENT_TYPE",
+    "SPECVERSION",
+    "STRUCTURED_CONTENT_TYPE",
+    "make_envelope",
+    "new_event_id",
+]
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+JSON_CONTENT_TYPE = "application/json"
+SPECVERSION = "1.0"
+_CORE = (
+    "id",
+    "source",
+    "type",
+    "specversion",
+    "time",
+    "datacontenttype",
+    "subject",
+    "dataschema",
+)
+_EXTENSIONS = (
+    "dataversion",
+    "correlationid",
+    "causationid",
+    "partitionkey",
+    "traceparent",
+    "tracestate",
+)
+_KNOWN = frozenset(_CORE + _EXTENSIONS)
+_KNOWN_WITH_DATA = _KNOWN | {"data", "data_base64"}
+
+
+class DecodeError(ValueError):
+    """A message body could not be decoded; the message goes to the dead-letter queue."""
+
+
+class _RandomPool:
+    """Random bytes read from the OS in blocks: one ``os.urandom`` call per 256 ids instead
+    of one each (the call dominates publishing cost on some virtual machines)."""
+
+    BLOCK = 16 * 256
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0
+        os.register_at_fork(after_in_child=self.reset)  # a child must never reuse our bytes
+
+    def reset(self) -> None:
+        self._buf, self._pos = b"", 0
+
+    def take16(self) -> bytes:
+        if self._pos + 16 > len(self._buf):
+            self._buf, self._pos = os.urandom(self.BLOCK), 0
+        chunk = self._buf[self._pos : self._pos + 16]
+        self._pos += 16
+        return chunk
+
+
+_pool = _RandomPool()
+
+
+def new_event_id() -> str:
+    """A fresh event id: a random (version 4) UUID string."""
+    raw = bytearray(_pool.take16())
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _format_time(value: datetime) -> str:
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DecodeError(f"attribute 'time' must be an RFC 3339 string, not {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise DecodeError(f"attribute 'time' is not an RFC 3339 timestamp: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The CloudEvents attributes around an event's data (read-only).
+
+    Core attributes are ``id``, ``source``, ``type``, ``specversion``, ``time``,
+    ``datacontenttype``, ``subject``, ``dataschema``; tidings adds the extension attributes
+    ``dataversion`` (schema version), ``correlationid``, ``causationid``, ``partitionkey``,
+    ``traceparent`` and ``tracestate``. Other extension attributes are kept in `extensions`.
+    """
+
+    id: str
+    source: str
+    type: str
+    specversion: str = SPECVERSION
+    time: datetime | None = None
+    datacontenttype: str | None = JSON_CONTENT_TYPE
+    subject: str | None = None
+    dataschema: str | None = None
+    dataversion: int | None = None
+    correlationid: str | None = None
+    causationid: str | None = None
+    partitionkey: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+    def attributes(self) -> dict[str, Any]:
+        """The attributes as a JSON-ready dict, unset ones left out."""
+        out: dict[str, Any] = {"specversion": self.specversion, "id": self.id}
+        out["source"] = self.source
+        out["type"] = self.type
+        if self.time is not None:
+            out["time"] = _format_time(self.time)
+        for name in ("datacontenttype", "subject", "dataschema", *_EXTENSIONS):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        for name, value in self.extensions.items():
+            out.setdefault(name, value)
+        return out
+
+    @classmethod
+    def from_attributes(cls, attrs: Mapping[str, Any]) -> Envelope:
+        """Build an envelope from decoded attributes; raise `DecodeError` if required ones
+        are missing or malformed."""
+        get = attrs.get
+        for required in ("id", "source", "type"):
+            value = get(required)
+            if not isinstance(value, str) or not value:
+                raise DecodeError(f"CloudEvents attribute {required!r} is missing or not a string")
+        version = get("dataversion")
+        if version is not None and type(version) is not int:
+            try:
+                version = int(version)
+            except (TypeError, ValueError) as exc:
+                raise DecodeError(
+                    f"attribute 'dataversion' is not an integer: {version!r}"
+                ) from exc
+        unknown = attrs.keys() - _KNOWN_WITH_DATA
+        extensions = {k: attrs[k] for k in unknown} if unknown else None
+        return make_envelope(
+            attrs["id"],
+            attrs["source"],
+            attrs["type"],
+            _text(get("specversion")) or SPECVERSION,
+            _parse_time(get("time")),
+            _text(get("datacontenttype")),
+            _text(get("subject")),
+            _text(get("dataschema")),
+            version,
+            _text(get("correlationid")),
+            _text(get("causationid")),
+            _text(get("partitionkey")),
+            _text(get("traceparent")),
+            _text(get("tracestate")),
+            extensions,
+        )
+
+
+_NEW = object.__new__
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+(
+    _SET_ID,
+    _SET_SOURCE,
+    _SET_TYPE,
+    _SET_SPECVERSION,
+    _SET_TIME,
+    _SET_DATACONTENTTYPE,
+    _SET_SUBJECT,
+    _SET_DATASCHEMA,
+    _SET_DATAVERSION,
+    _SET_CORRELATIONID,
+    _SET_CAUSATIONID,
+    _SET_PARTITIONKEY,
+    _SET_TRACEPARENT,
+    _SET_TRACESTATE,
+    _SET_EXTENSIONS,
+) = (Envelope.__dict__[f.name].__set__ for f in fields(Envelope))
+
+
+def make_envelope(
+    id: str,
+    source: str,
+    type: str,
+    specversion: str,
+    time: datetime | None,
+    datacontenttype: str | None,
+    subject: str | None,
+    dataschema: str | None,
+    dataversion: int | None,
+    correlationid: str | None,
+    causationid: str | None,
+    partitionkey: str | None,
+    traceparent: str | None,
+    tracestate: str | None,
+    extensions: Mapping[str, Any] | None,
+) -> Envelope:
+    """Build an `Envelope` without the frozen dataclass's per-field ``__setattr__`` checks
+    (a third of the cost of publishing a small event); the result is the same frozen
+    object. Arguments are positional, in field order."""
+    env = _NEW(Envelope)
+    _SET_ID(env, id)
+    _SET_SOURCE(env, source)
+    _SET_TYPE(env, type)
+    _SET_SPECVERSION(env, specversion)
+    _SET_TIME(env, time)
+    _SET_DATACONTENTTYPE(env, datacontenttype)
+    _SET_SUBJECT(env, subject)
+    _SET_DATASCHEMA(env, dataschema)
+    _SET_DATAVERSION(env, dataversion)
+    _SET_CORRELATIONID(env, correlationid)
+    _SET_CAUSATIONID(env, causationid)
+    _SET_PARTITIONKEY(env, partitionkey)
+    _SET_TRACEPARENT(env, traceparent)
+    _SET_TRACESTATE(env, tracestate)
+    _SET_EXTENSIONS(env, extensions if extensions else _EMPTY)
+    return env
+
+
+def _text(value: Any) -> str | None:
+    return value if value is None or type(value) is str else str(value)

@@ -1,0 +1,1 @@
+"""The core: the bus, publishing, the consume pipeline and its stages (private)."""

@@ -1,0 +1,272 @@
+"""The engine of ``tidings demo``: run a scenario of `tidings.examples` end to end.
+
+The demo declares the scenario's groups, starts worker processes (``tidings run`` of the
+scenario's worker bus) on the same broker, publishes the workload from this process, and
+watches two things until the scenario is finished: the outcome events, through an
+observer group of its own, and the groups' statistics (nothing ready, in flight or
+scheduled). On ``memory://`` the services run in this process instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._core.bus import Bus
+from .._exceptions import ConfigError, TidingsError
+from ..transports._stats import GroupStats
+from ..transports._urls import mask_url
+from .plan import Settings, bus_options_to_env
+from .scenario import OBSERVER_GROUP, Scenario, Tracker
+from .shop import ShopScenario
+from .signup import SignupScenario
+from .streaming import StreamingScenario
+
+__all__ = ["SCENARIOS", "DemoResult", "Snapshot", "percentile", "run_scenario"]
+
+logger = logging.getLogger("tidings.demo")
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s for s in (ShopScenario(), StreamingScenario(), SignupScenario())
+}
+_POLL = 0.05
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank `q` percentile (0-100) of `values`, None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Where a run is: items published and done, and each group's queue."""
+
+    scenario: Scenario
+    count: int
+    published: int = 0
+    done: int = 0
+    queues: dict[str, GroupStats] = field(default_factory=dict)
+    dead: dict[str, int] = field(default_factory=dict)
+    workers: int = 0
+
+
+@dataclass(slots=True)
+class DemoResult:
+    """How a run ended: the scenario's counts, latencies and the groups' final queues."""
+
+    scenario: str
+    url: str
+    processes: int
+    seconds: float
+    counts: dict[str, int]
+    dead: dict[str, int]
+    latencies: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data."""
+
+        def ms(q: float) -> float | None:
+            value = percentile(self.latencies, q)
+            return None if value is None else round(value * 1000, 1)
+
+        return {
+            "scenario": self.scenario,
+            "url": mask_url(self.url),
+            "processes": self.processes,
+            "seconds": round(self.seconds, 3),
+            "counts": self.counts,
+            "dead_letters": self.dead,
+            "latency_ms": {"p50": ms(50), "p99": ms(99)},
+        }
+
+
+class _Workers:
+    """Worker processes running ``tidings run <scenario worker>`` on the shared broker."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        url: str,
+        settings: Settings,
+        count: int,
+        bus_options: Mapping[str, Any],
+    ) -> None:
+        self._logs = tempfile.TemporaryDirectory(prefix="tidings-demo-workers-")
+        env = {
+            **os.environ,
+            **settings.to_env(),
+            **bus_options_to_env(bus_options),
+            "TIDINGS_URL": url,
+            "PYTHONUNBUFFERED": "1",
+        }
+        command = [sys.executable, "-m", "tidings", "run", scenario.worker, "--drain-timeout", "5"]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._reported: set[int] = set()
+        for n in range(count):
+            with Path(self._logs.name, f"worker-{n + 1}.log").open("wb") as log:
+                proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.procs.append(proc)
+            logger.info("worker %d started (pid %d)", n + 1, proc.pid)
+
+    def alive(self) -> int:
+        """How many are running; a failure is reported once, and an error when none is."""
+        for n, proc in enumerate(self.procs):
+            if proc.poll() is not None and proc.pid not in self._reported:
+                self._reported.add(proc.pid)
+                logger.warning(
+                    "worker %d (pid %d) exited with status %s; the others take over its work",
+                    n + 1,
+                    proc.pid,
+                    proc.returncode,
+                )
+        running = sum(1 for proc in self.procs if proc.poll() is None)
+        if not running:
+            tail = self._tail(0)
+            raise TidingsError(f"every demo worker exited; the first one said: {tail}")
+        return running
+
+    def _tail(self, n: int) -> str:
+        text = Path(self._logs.name, f"worker-{n + 1}.log").read_text(errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        return lines[-1] if lines else "nothing"
+
+    async def stop(self) -> None:
+        """SIGTERM every worker (they drain and exit), kill those still running after 15 s."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                await asyncio.to_thread(proc.wait, 15.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+        self._logs.cleanup()
+
+
+def _check_dedupe(scenario: Scenario, services: Bus, observer: Bus, dedupe: object) -> None:
+    """A one-line error when the scenario's idempotent groups need an external dedupe
+    store (RabbitMQ has none of its own) and none was given."""
+    idempotent = sorted(name for name, group in services.groups.items() if group.idempotent)
+    if not idempotent or dedupe or observer.transport.dedupe_store() is not None:
+        return
+    scheme = observer.transport.scheme
+    raise ConfigError(
+        f"the {scenario.name} demo on {scheme}:// needs a dedupe store for its idempotent "
+        f"groups ({', '.join(idempotent)}): pass --dedupe redis://host:6379/0"
+    )
+
+
+async def _watch(
+    scenario: Scenario,
+    services: Bus,
+    observer: Bus,
+    tracker: Tracker,
+    snapshot: Snapshot,
+    base: dict[str, int],
+) -> bool:
+    """Refresh `snapshot`; True once the scenario finished and every group is idle."""
+    stats = {s.group: s for s in await services.stats()}
+    # The observer's own bus knows its group best (a broker may only list the groups a
+    # connection declared, e.g. RabbitMQ without its management API).
+    stats.update({s.group: s for s in await observer.stats() if s.group == OBSERVER_GROUP})
+    snapshot.queues = {g: stats[g] for g in scenario.groups if g in stats}
+    snapshot.dead = {g: s.dead - base.get(g, 0) for g, s in snapshot.queues.items()}
+    snapshot.done = scenario.done(tracker)
+    watched = [*scenario.groups, OBSERVER_GROUP]
+    idle = all(
+        g in stats and stats[g].ready == 0 and stats[g].in_flight == 0 and stats[g].scheduled == 0
+        for g in watched
+    )
+    return idle and scenario.finished(tracker, snapshot.count, snapshot.dead)
+
+
+async def run_scenario(
+    scenario: Scenario,
+    url: str,
+    *,
+    count: int,
+    settings: Settings,
+    processes: int = 0,
+    timeout: float = 120.0,
+    on_progress: Callable[[Snapshot], None] | None = None,
+    bus_options: Mapping[str, Any] | None = None,
+) -> DemoResult:
+    """Run `scenario` with `count` items on `url` until it finished; return the result.
+
+    With `processes` > 0 the services run in that many worker processes (not on
+    ``memory://``, which one process owns); otherwise in this process. `bus_options`
+    (``name``, ``dedupe``, transport options) go to every bus of the run, the workers'
+    too. Raises `TidingsError` when the run does not finish within `timeout` seconds, and
+    `ConfigError` when the scenario needs a dedupe store the broker lacks.
+    """
+    options = dict(bus_options or {})
+    if url.startswith("memory:"):
+        processes = 0
+    started = time.monotonic()
+    tracker = Tracker()
+    snapshot = Snapshot(scenario=scenario, count=count)
+    report = on_progress or (lambda _: None)
+    observer = scenario.observer(url, tracker, **options)
+    services = scenario.create_bus(url, settings, consume=processes == 0, **options)
+    workers: _Workers | None = None
+    await observer.start()  # the observer's group exists before any outcome is published
+    failed = True
+    try:
+        _check_dedupe(scenario, services, observer, options.get("dedupe"))
+        await services.start()
+        base = {s.group: s.dead for s in await services.stats()}
+        if processes:
+            workers = _Workers(scenario, url, settings, processes, options)
+        last = 0.0
+        for number in range(1, count + 1):
+            await scenario.publish(services, number, settings, tracker)
+            snapshot.published = number
+            if time.monotonic() - last > 0.1:
+                last = time.monotonic()
+                snapshot.workers = workers.alive() if workers else 0
+                report(snapshot)
+        deadline = started + timeout
+        while not await _watch(scenario, services, observer, tracker, snapshot, base):
+            snapshot.workers = workers.alive() if workers else 0
+            report(snapshot)
+            if time.monotonic() > deadline:
+                raise TidingsError(
+                    f"the {scenario.name} demo did not finish within {timeout:g}s "
+                    f"({snapshot.done} of {count} {scenario.unit} done); "
+                    "run it with --log-level INFO to see why"
+                )
+            await asyncio.sleep(_POLL)
+        report(snapshot)
+        failed = False
+    finally:
+        if workers is not None:
+            with contextlib.suppress(Exception):
+                await workers.stop()
+        # On failure, do not wait for handlers that may never finish.
+        await services.close(drain_timeout=0.5 if failed else 10.0)
+        await observer.close(drain_timeout=0.5 if failed else 10.0)
+    return DemoResult(
+        scenario=scenario.name,
+        url=url,
+        processes=processes,
+        seconds=time.monotonic() - started,
+        counts=scenario.summary(tracker, count, snapshot.dead),
+        dead=dict(snapshot.dead),
+        latencies=list(tracker.latencies.values()),
+    )

@@ -1,0 +1,163 @@
+"""The transport contract: the few operations every broker binding provides."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Coroutine, Sequence
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from .._exceptions import NotSupported
+from ._failure import Failure, RawDeadLetter
+from ._group import GroupSpec
+from ._message import Delivery, OutgoingMessage
+from ._options import TransportOptions
+from ._stats import GroupStats
+
+__all__ = ["CAP_DEDUPE", "CAP_REPLAY_LOG", "Consumer", "DedupeStore", "Deliver", "Transport"]
+
+
+CAP_REPLAY_LOG = "replay_log"
+"""The transport keeps a retained log of published events and can replay a group from it."""
+
+
+CAP_DEDUPE = "dedupe"
+"""The transport has its own dedupe store (no `dedupe=` URL needed for `idempotent=True`)."""
+
+
+Deliver = Callable[[Delivery], Coroutine[Any, Any, None]]
+"""The callback a consumer runs for each delivery; it settles the delivery itself."""
+
+
+class Consumer(abc.ABC):
+    """A running consumer of one group."""
+
+    @abc.abstractmethod
+    async def stop(self, timeout: float) -> None:
+        """Stop taking new deliveries, wait up to `timeout` seconds for running callbacks,
+        then cancel the rest (their deliveries return to the group, attempt counted)."""
+
+
+class DedupeStore(abc.ABC):
+    """Remembers which event ids a group has processed, for `idempotent=True` groups."""
+
+    @abc.abstractmethod
+    async def seen(self, group: str, event_id: str) -> bool:
+        """True when `event_id` was marked done for `group` and the marker has not expired."""
+
+    @abc.abstractmethod
+    async def mark(self, group: str, event_id: str, ttl: float) -> None:
+        """Mark `event_id` done for `group` for `ttl` seconds."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Release connections; the default has none."""
+
+
+class Transport(abc.ABC):
+    """One broker binding. Open and close it with ``async with`` or `open`/`close`."""
+
+    scheme: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, url: str, options: TransportOptions) -> None:
+        self.url = url
+        self.options = options
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect; raise `BrokerUnavailable` or `ConfigError` with a clear message."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release every resource; safe to call twice."""
+
+    @abc.abstractmethod
+    async def declare(self, groups: Sequence[GroupSpec]) -> None:
+        """Create the groups (idempotently) and store their bindings, so later publishes from
+        any process fan out to them. Conflicting settings of an existing group are updated."""
+
+    @abc.abstractmethod
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> list[bool]:
+        """Publish and return once the broker has made every message durable.
+
+        Returns, per message, whether it reached at least one group. Raises
+        `BrokerUnavailable` when the broker cannot confirm.
+        """
+
+    @abc.abstractmethod
+    async def consume(self, group: GroupSpec, deliver: Deliver) -> Consumer:
+        """Start handing deliveries of `group` to `deliver`, at most `group.concurrency`
+        unsettled at a time, each callback in its own task. Ordered groups get at most one
+        delivery per key at a time."""
+
+    @abc.abstractmethod
+    async def ack(self, delivery: Delivery) -> None:
+        """Settle: done, remove it. Returns once the broker has it (committed, or sent)."""
+
+    def ack_soon(self, delivery: Delivery) -> bool:
+        """Settle like `ack` without waiting: queue the ack to go with others (the broker
+        gets it within moments; should the process die first, the delivery comes back, at
+        least once). Return False when the transport does not queue acks; the pipeline then
+        awaits `ack`. A transport that queues must send what is queued before it closes."""
+        return False
+
+    @abc.abstractmethod
+    async def retry_later(self, delivery: Delivery, delay: float, failure: Failure) -> None:
+        """Settle: make it available again after `delay` seconds with `attempt + 1`, keeping
+        `first_failed_at`. For ordered groups it keeps its place at the head of its key."""
+
+    @abc.abstractmethod
+    async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
+        """Settle: move it to the group's dead-letter queue with the failure recorded."""
+
+    @abc.abstractmethod
+    async def dlq_list(self, group: str, limit: int, offset: int) -> list[RawDeadLetter]:
+        """Dead letters of `group`, oldest first."""
+
+    @abc.abstractmethod
+    async def dlq_get(self, group: str, entry_id: str) -> RawDeadLetter:
+        """One dead letter; raise `DeadLetterNotFound` when missing."""
+
+    @abc.abstractmethod
+    async def dlq_replay(
+        self,
+        group: str,
+        entry_ids: Sequence[str] | None,
+        rebuild: Callable[[RawDeadLetter], OutgoingMessage],
+    ) -> int:
+        """Send entries (all when `entry_ids` is None) back to `group` only, as `rebuild`
+        makes them, and remove each entry once the broker confirmed its new message.
+        Returns how many moved."""
+
+    @abc.abstractmethod
+    async def dlq_purge(self, group: str, entry_ids: Sequence[str] | None) -> int:
+        """Delete entries (all when `entry_ids` is None); return how many."""
+
+    @abc.abstractmethod
+    async def stats(self) -> list[GroupStats]:
+        """Counters of every declared group (alerts left empty; the bus fills them)."""
+
+    async def replay(self, group: str, since: float) -> int:
+        """Re-deliver to `group` the retained events published at or after `since` (epoch
+        seconds) that match its patterns, marked replayed. Returns how many."""
+        raise NotSupported(f"the {self.scheme}:// transport keeps no log to replay from")
+
+    def dedupe_store(self) -> DedupeStore | None:
+        """The transport's own dedupe store, or None when it has none."""
+        return None
+
+    async def ping(self) -> None:
+        """Raise `BrokerUnavailable` unless the broker answers."""
+        await self.stats()

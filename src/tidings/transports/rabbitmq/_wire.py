@@ -1,0 +1,260 @@
+"""RabbitMQ naming, delay tiers, and the mapping between our messages and AMQP messages.
+
+Wire format: the CloudEvents RabbitMQ binding as the ``cloudevents`` SDK 2.x implements it
+(``cloudevents.core.bindings.rabbitmq``): structured mode puts the whole event in the body
+(``application/cloudevents+json``); binary mode puts the attributes in ``ce-`` headers and
+``datacontenttype`` in the ``content_type`` property — the encoding `tidings._codec` already
+produces. AMQP properties (``message_id``, ``type``, ``app_id``, ``timestamp``,
+``correlation_id``, ``content_type``) are mirrored so plain AMQP clients can route and log.
+
+Our bookkeeping travels in ``tidings-*`` headers, never in the data, and is stripped from the
+headers a consumer sees.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import DeliveredMessage
+from pamqp import commands as spec
+
+from .._message import Delivery, OutgoingMessage
+
+__all__ = [
+    "H_ATTEMPT",
+    "H_DUE_AT",
+    "H_FIRST_FAILED",
+    "H_HASH",
+    "H_KEY",
+    "H_PREFIX",
+    "TIERS",
+    "Names",
+    "incoming_to_delivery",
+    "pick_tier",
+    "to_amqp",
+]
+
+H_PREFIX = "tidings-"
+H_KEY = "tidings-key"
+H_HASH = "tidings-hash"
+H_ATTEMPT = "tidings-attempt"
+H_FIRST_FAILED = "tidings-first-failed-at"
+H_LAST_FAILED = "tidings-last-failed-at"
+H_DUE_AT = "tidings-due-at"
+H_REPLAYED = "tidings-replayed"
+H_ROUTING_KEY = "tidings-routing-key"
+H_NO_ID = "tidings-no-id"
+"""Set on a message published without an id: aiormq fills an empty ``message_id`` with a
+random one, which must not become the id of a foreign message (its id is a stable hash)."""
+
+TIERS: tuple[tuple[str, float], ...] = (
+    ("50ms", 0.05),
+    ("200ms", 0.2),
+    ("1s", 1.0),
+    ("5s", 5.0),
+    ("20s", 20.0),
+    ("1m", 60.0),
+    ("5m", 300.0),
+    ("20m", 1200.0),
+    ("1h", 3600.0),
+)
+"""Delay tiers: one TTL queue per tier and group (a per-message TTL only expires at the head
+of a queue, so one queue of mixed delays would hold short delays behind long ones)."""
+
+PERSISTENT = 2
+"""``delivery_mode`` of a message the broker writes to disk."""
+
+DUE_SLACK = 0.02
+"""A delivery arriving this close to its due time is handled rather than delayed again."""
+
+
+def pick_tier(remaining: float) -> tuple[str, float]:
+    """The largest tier not longer than `remaining` (the smallest for shorter delays).
+
+    A message carries its due time; on arrival, what is left is delayed again, so long
+    delays hop through the tiers and end within `DUE_SLACK` plus one small tier of the due
+    time, however long they are.
+    """
+    chosen = TIERS[0]
+    for tier in TIERS:
+        if tier[1] <= remaining + 1e-9:
+            chosen = tier
+    return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Exchange and queue names of one bus (`prefix` is the bus name)."""
+
+    prefix: str
+
+    @property
+    def exchange(self) -> str:
+        """Topic exchange events are published to."""
+        return self.prefix
+
+    @property
+    def direct(self) -> str:
+        """Direct exchange: routing key = group name leads to that group (sends, retries)."""
+        return f"{self.prefix}.direct"
+
+    @property
+    def delay_exchange(self) -> str:
+        """Topic exchange for delayed publishes: routing key ``<tier>.<event type>``."""
+        return f"{self.prefix}.delay"
+
+    def queue(self, group: str) -> str:
+        return f"{self.prefix}.{group}"
+
+    def partition(self, group: str, n: int) -> str:
+        return f"{self.prefix}.{group}.p{n}"
+
+    def hash_exchange(self, group: str) -> str:
+        return f"{self.prefix}.{group}.hash"
+
+    def delay_queue(self, group: str, tier: str) -> str:
+        return f"{self.prefix}.{group}.delay.{tier}"
+
+    def dlq(self, group: str) -> str:
+        return f"{self.prefix}.{group}.dlq"
+
+
+def _correlation_id(message: OutgoingMessage) -> str | None:
+    value = message.headers.get("ce-correlationid")
+    # Parse a structured body only when it can hold the attribute (a json.loads per publish
+    # otherwise): the key appears literally in the JSON unless written with "\\u" escapes.
+    body = message.body
+    if (
+        value is None
+        and message.content_type.startswith("application/cloudevents")
+        and (b"correlationid" in body or b"\\u" in body)
+    ):
+        try:
+            parsed = json.loads(message.body)
+        except ValueError:
+            return None
+        value = parsed.get("correlationid") if isinstance(parsed, dict) else None
+    return str(value) if value is not None else None
+
+
+def to_amqp(
+    message: OutgoingMessage, app_id: str, extra: Mapping[str, Any] | None = None
+) -> spec.Basic.Properties:
+    """The AMQP properties of the persistent message for `message`, with our bookkeeping
+    headers (the body is `message.body` as it is)."""
+    headers: dict[str, Any] = dict(message.headers)
+    if message.key is not None:
+        headers[H_KEY] = message.key
+    # What an ordered group's consistent-hash exchange hashes on: the key, else the id.
+    headers[H_HASH] = message.key if message.key is not None else message.id
+    if message.replayed:
+        headers[H_REPLAYED] = "1"
+    published = message.published_at or time.time()
+    if message.group is not None or message.delay > 0:
+        # Routed by group name or delay tier: the event type no longer is the routing key.
+        # (A topic publish keeps its routing key through exchange-to-exchange bindings.)
+        headers[H_ROUTING_KEY] = message.type
+    if not message.id:
+        headers[H_NO_ID] = "1"
+    if message.delay > 0:
+        headers[H_DUE_AT] = repr(time.time() + message.delay)
+    if extra:
+        headers.update(extra)
+    return spec.Basic.Properties(
+        content_type=message.content_type,
+        headers=headers,
+        delivery_mode=PERSISTENT,
+        correlation_id=_correlation_id(message),
+        message_id=message.id or None,
+        timestamp=datetime.fromtimestamp(int(published), UTC),
+        message_type=message.type,
+        app_id=app_id,
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(_text(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def raw_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
+    return dict(message.headers or {})
+
+
+def user_headers(headers: Mapping[str, Any]) -> dict[str, str]:
+    """Headers a consumer sees: everything but our ``tidings-*`` bookkeeping, as text."""
+    return {k: _text(v) for k, v in headers.items() if not k.startswith(H_PREFIX)}
+
+
+def incoming_to_delivery(group: str, message: DeliveredMessage, handle: object) -> Delivery:
+    """A `Delivery` for an AMQP message; a redelivery (never settled before: a crash, a
+    consumer stopped mid-handler) counts as one more attempt, on top of our own header."""
+    properties = message.header.properties
+    headers = properties.headers or {}
+    attempt = int(_float(headers.get(H_ATTEMPT)) or 1)
+    deliver = message.delivery
+    assert isinstance(deliver, spec.Basic.Deliver)
+    if deliver.redelivered:
+        attempt += 1
+    key = headers.get(H_KEY)
+    routing = headers.get(H_ROUTING_KEY)
+    return Delivery(
+        group=group,
+        id=None if H_NO_ID in headers else (properties.message_id or None),
+        type=_text(routing) if routing is not None else (deliver.routing_key or ""),
+        body=message.body,
+        content_type=properties.content_type,
+        headers=user_headers(headers),
+        key=_text(key) if key is not None else None,
+        attempt=attempt,
+        replayed=_text(headers.get(H_REPLAYED, "")) == "1",
+        first_failed_at=_float(headers.get(H_FIRST_FAILED)),
+        handle=handle,
+    )
+
+
+def due_in(message: DeliveredMessage) -> float:
+    """Seconds until the message is due (0 or less: now)."""
+    headers = message.header.properties.headers
+    due = _float(headers.get(H_DUE_AT)) if headers else None
+    return 0.0 if due is None else due - time.time()
+
+
+def copy_message(
+    message: DeliveredMessage, headers: Mapping[str, Any]
+) -> tuple[bytes, spec.Basic.Properties]:
+    """Body and properties of a persistent copy of a received message, with `headers`
+    merged over its own."""
+    properties = message.header.properties
+    merged = dict(properties.headers or {})
+    merged.update(headers)
+    routing = merged.get(H_ROUTING_KEY)
+    if routing is None:
+        merged[H_ROUTING_KEY] = message.routing_key or ""
+    if not properties.message_id:
+        merged[H_NO_ID] = "1"
+    return message.body, spec.Basic.Properties(
+        content_type=properties.content_type,
+        content_encoding=properties.content_encoding,
+        headers=merged,
+        delivery_mode=PERSISTENT,
+        correlation_id=properties.correlation_id,
+        message_id=properties.message_id,
+        timestamp=properties.timestamp,
+        message_type=properties.message_type,
+        app_id=properties.app_id,
+    )

@@ -1,0 +1,290 @@
+"""Write operations on the topology, the log and the dead-letter queues, and the clean-up.
+
+See `_sqlite_txn` for how the writer batches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from .._group import GroupSpec
+from .._message import OutgoingMessage
+from .._routing import validate_pattern
+from ._txn import (
+    COUNTER_BUCKET,
+    INSERT_DELIVERY,
+    INSERT_LOG,
+    Txn,
+    WriteOp,
+    encode_headers,
+    insert_group,
+)
+
+__all__ = [
+    "CleanupOp",
+    "DeclareOp",
+    "DedupeMarkOp",
+    "DlqMoveOp",
+    "DlqPurgeOp",
+    "PublishOp",
+    "ReplayOp",
+]
+
+
+class DeclareOp(WriteOp):
+    """Create or update groups and replace their bindings."""
+
+    __slots__ = ("specs",)
+    durable = True
+    phase = 0
+
+    def __init__(self, specs: Sequence[GroupSpec]) -> None:
+        super().__init__()
+        for spec in specs:
+            for pattern in spec.patterns:
+                validate_pattern(pattern)
+        self.specs = list(specs)
+
+    def apply(self, tx: Txn) -> None:
+        conn = tx.conn
+        for spec in self.specs:
+            row = conn.execute(
+                "SELECT gid, ordered, concurrency FROM groups WHERE name = ?", (spec.name,)
+            ).fetchone()
+            if row is None:
+                insert_group(tx, spec)
+                continue
+            gid, ordered, concurrency = row
+            if bool(ordered) != spec.ordered or concurrency != spec.concurrency:
+                conn.execute(
+                    "UPDATE groups SET ordered = ?, concurrency = ? WHERE gid = ?",
+                    (int(spec.ordered), spec.concurrency, gid),
+                )
+                tx.bump_version("bindings_version")
+            if bool(ordered) != spec.ordered:
+                # Only ordered groups keep the key on their deliveries (it feeds an index).
+                conn.execute(
+                    "UPDATE deliveries SET key = CASE WHEN ? THEN "
+                    "(SELECT key FROM log WHERE seq = log_seq) END WHERE gid = ?",
+                    (int(spec.ordered), gid),
+                )
+            stored = {
+                p for (p,) in conn.execute("SELECT pattern FROM bindings WHERE gid = ?", (gid,))
+            }
+            if stored != set(spec.patterns):
+                conn.execute("DELETE FROM bindings WHERE gid = ?", (gid,))
+                conn.executemany(
+                    "INSERT INTO bindings (gid, pattern) VALUES (?, ?)",
+                    [(gid, p) for p in set(spec.patterns)],
+                )
+                tx.bump_version("bindings_version")
+        tx.topology.refresh(conn)
+
+
+class PublishOp(WriteOp):
+    """Append messages to the log and fan each out to its groups; result: routed flags."""
+
+    __slots__ = ("messages",)
+    durable = True
+    phase = 1
+
+    def __init__(self, messages: Sequence[OutgoingMessage]) -> None:
+        super().__init__()
+        self.messages = messages
+
+    def apply(self, tx: Txn) -> object:
+        return self.apply_all(tx, [self])[0]
+
+    @classmethod
+    def apply_all(cls, tx: Txn, ops: Sequence[WriteOp]) -> list[object]:
+        topo, now = tx.topology, tx.now
+        seq = tx.next_seq()
+        log_rows: list[tuple[object, ...]] = []
+        delivery_rows: list[tuple[object, ...]] = []
+        results: list[object] = []
+        for op in cast("Sequence[PublishOp]", ops):
+            routed: list[bool] = []
+            for m in op.messages:
+                seq += 1
+                log_rows.append(
+                    (seq, m.id, m.type, m.key, m.body, m.content_type, encode_headers(m.headers),
+                     m.published_at or now, m.group, 1)
+                )  # fmt: skip
+                if m.group is None:
+                    gids = topo.route(m.type)
+                else:
+                    gid = topo.gids.get(m.group)
+                    gids = () if gid is None else (gid,)
+                available_at = now + m.delay if m.delay > 0 else now
+                for gid in gids:
+                    key = m.key if topo.ordered[gid] else None
+                    delivery_rows.append((gid, seq, key, available_at, int(m.replayed)))
+                    tx.published[gid] = tx.published.get(gid, 0) + 1
+                    tx.notify.add(gid)
+                routed.append(bool(gids))
+            results.append(routed)
+        tx.conn.executemany(INSERT_LOG, log_rows)
+        tx.conn.executemany(INSERT_DELIVERY, delivery_rows)
+        return results
+
+
+class ReplayOp(WriteOp):
+    """Re-deliver retained log entries to one group; result: how many."""
+
+    __slots__ = ("group", "since")
+    durable = True
+    phase = 1
+
+    def __init__(self, group: str, since: float) -> None:
+        super().__init__()
+        self.group, self.since = group, since
+
+    def apply(self, tx: Txn) -> int:
+        gid = tx.topology.gid(self.group)
+        cur = tx.conn.execute(
+            "INSERT INTO deliveries (gid, log_seq, key, attempt, available_at, replayed)"
+            " SELECT ?1, l.seq, CASE WHEN ?2 THEN l.key END, 1, ?3, 1 FROM log AS l"
+            " WHERE l.published_at >= ?4 AND l.retained = 1"
+            " AND (l.target = ?5 OR (l.target IS NULL AND EXISTS (SELECT 1 FROM bindings AS b"
+            " WHERE b.gid = ?1 AND tidings_matches(b.pattern, l.type)))) ORDER BY l.seq",
+            (gid, int(tx.topology.ordered[gid]), tx.now, self.since, self.group),
+        )
+        if cur.rowcount:
+            tx.notify.add(gid)
+        return cur.rowcount
+
+
+class DlqMoveOp(WriteOp):
+    """Move dead letters back to their group as new deliveries; result: how many moved.
+
+    Each entry is deleted and its message inserted in the same transaction, and only if the
+    entry was still there, so two concurrent replays cannot both move it.
+    """
+
+    __slots__ = ("entries", "group")
+    durable = True
+    phase = 1
+
+    def __init__(self, group: str, entries: Sequence[tuple[str, OutgoingMessage]]) -> None:
+        super().__init__()
+        self.group, self.entries = group, entries
+
+    def apply(self, tx: Txn) -> int:
+        gid = tx.topology.gids.get(self.group)
+        if gid is None:
+            return 0
+        conn, now = tx.conn, tx.now
+        seq = tx.next_seq()
+        moved = 0
+        for entry_id, m in self.entries:
+            cur = conn.execute(
+                "DELETE FROM dead_letters WHERE entry_id = ? AND gid = ?", (entry_id, gid)
+            )
+            if cur.rowcount != 1:
+                continue
+            seq += 1
+            # retained = 0: a copy of an event already in the log, not a new publish.
+            conn.execute(
+                INSERT_LOG,
+                (seq, m.id, m.type, m.key, m.body, m.content_type, encode_headers(m.headers),
+                 m.published_at or now, self.group, 0),
+            )  # fmt: skip
+            key = m.key if tx.topology.ordered[gid] else None
+            available_at = now + max(m.delay, 0.0)
+            conn.execute(INSERT_DELIVERY, (gid, seq, key, available_at, int(m.replayed)))
+            moved += 1
+        if moved:
+            tx.notify.add(gid)
+        return moved
+
+
+class DlqPurgeOp(WriteOp):
+    """Delete dead letters of a group (all when `entry_ids` is None); result: how many."""
+
+    __slots__ = ("entry_ids", "group")
+    durable = True
+
+    def __init__(self, group: str, entry_ids: Sequence[str] | None) -> None:
+        super().__init__()
+        self.group, self.entry_ids = group, entry_ids
+
+    def apply(self, tx: Txn) -> int:
+        gid = tx.topology.gids.get(self.group)
+        if gid is None:
+            return 0
+        if self.entry_ids is None:
+            return tx.conn.execute("DELETE FROM dead_letters WHERE gid = ?", (gid,)).rowcount
+        cur = tx.conn.executemany(
+            "DELETE FROM dead_letters WHERE gid = ? AND entry_id = ?",
+            [(gid, e) for e in dict.fromkeys(self.entry_ids)],
+        )
+        return cur.rowcount
+
+
+class DedupeMarkOp(WriteOp):
+    """Write a dedupe marker."""
+
+    __slots__ = ("event_id", "group", "ttl")
+
+    def __init__(self, group: str, event_id: str, ttl: float) -> None:
+        super().__init__()
+        self.group, self.event_id, self.ttl = group, event_id, ttl
+
+    def apply(self, tx: Txn) -> None:
+        self.apply_all(tx, [self])
+
+    @classmethod
+    def apply_all(cls, tx: Txn, ops: Sequence[WriteOp]) -> list[object]:
+        rows = []
+        for op in cast("Sequence[DedupeMarkOp]", ops):
+            rows.append((op.group, op.event_id, tx.now + op.ttl))
+        tx.conn.executemany(
+            "INSERT OR REPLACE INTO dedupe (grp, event_id, expires_at) VALUES (?, ?, ?)", rows
+        )
+        return [None] * len(ops)
+
+
+class CleanupOp(WriteOp):
+    """Delete expired markers, old log entries, stale registrations and counters, a chunk
+    at a time so the write lock is held briefly; result: True when more is left to do.
+
+    After committing it, the writer gives free pages back to the file system and
+    checkpoints the WAL (`WriterThread._compact`).
+    """
+
+    __slots__ = ("chunk", "retention", "stale_after")
+    phase = 4
+
+    def __init__(self, retention: float, stale_after: float, chunk: int = 5000) -> None:
+        super().__init__()
+        self.retention, self.stale_after, self.chunk = retention, stale_after, chunk
+
+    def apply(self, tx: Txn) -> bool:
+        conn, now, chunk = tx.conn, tx.now, self.chunk
+        removed = [
+            conn.execute(
+                "DELETE FROM dedupe WHERE (grp, event_id) IN (SELECT grp, event_id FROM dedupe"
+                " WHERE expires_at <= ? LIMIT ?)",
+                (now, chunk),
+            ).rowcount,
+            conn.execute(
+                "DELETE FROM log WHERE seq IN (SELECT seq FROM log WHERE published_at < ?"
+                " AND seq NOT IN (SELECT log_seq FROM deliveries) LIMIT ?)",
+                (now - self.retention, chunk),
+            ).rowcount,
+            conn.execute(
+                "DELETE FROM log WHERE seq IN (SELECT seq FROM log WHERE retained = 0"
+                " AND seq NOT IN (SELECT log_seq FROM deliveries) LIMIT ?)",
+                (chunk,),
+            ).rowcount,
+        ]
+        stale = conn.execute(
+            "DELETE FROM consumers WHERE heartbeat_at < ?", (now - self.stale_after,)
+        ).rowcount
+        if stale:
+            tx.bump_version("consumers_version")
+        conn.execute(
+            "DELETE FROM counters WHERE bucket < ?", (int((now - 3600) // COUNTER_BUCKET),)
+        )
+        return any(n >= chunk for n in removed)

@@ -1,0 +1,192 @@
+"""Read-only queries of the embedded broker, run on the reader thread.
+
+Each function takes the reader connection and the current time. Multi-statement reads run
+in one short read transaction so their numbers agree with each other; none is held open
+(a long read transaction would stop WAL checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .._failure import RawDeadLetter
+from .._stats import GroupStats
+from ._txn import COUNTER_BUCKET
+
+__all__ = [
+    "CONSUMER_STALE_AFTER",
+    "dead_letter_bound",
+    "dead_letters_by_id",
+    "dead_letters_page",
+    "is_marked",
+    "ping",
+    "read_stats",
+]
+
+CONSUMER_STALE_AFTER = 30.0
+"""Seconds without a heartbeat after which a consumer registration no longer counts."""
+
+_RATE_WINDOW = 60.0
+_DEAD_RECENT_WINDOW = 300.0
+
+_DEAD_LETTER_COLUMNS = (
+    "d.rowid, d.entry_id, d.event_id, d.type, d.body, d.content_type, d.headers, d.key,"
+    " d.reason, d.exception_type, d.message, d.traceback, d.attempts, d.first_failed_at,"
+    " d.last_failed_at"
+)
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+def ping(conn: sqlite3.Connection, now: float) -> None:
+    """A cheap query that fails when the file cannot be read."""
+    conn.execute("SELECT bindings_version FROM state").fetchone()
+
+
+def is_marked(conn: sqlite3.Connection, now: float, group: str, event_id: str) -> bool:
+    """True when an unexpired dedupe marker exists."""
+    row = conn.execute(
+        "SELECT 1 FROM dedupe WHERE grp = ? AND event_id = ? AND expires_at > ?",
+        (group, event_id, now),
+    ).fetchone()
+    return row is not None
+
+
+def _dead_letter(group: str, row: Any) -> tuple[int, RawDeadLetter]:
+    (rowid, entry_id, event_id, mtype, body, ctype, headers, key, reason, exc_type, message,
+     tb, attempts, first, last) = row  # fmt: skip
+    return int(rowid), RawDeadLetter(
+        entry_id=entry_id,
+        group=group,
+        id=event_id,
+        type=mtype,
+        body=body,
+        content_type=ctype,
+        headers=json.loads(headers) if headers else {},
+        key=key,
+        reason=reason,
+        exception_type=exc_type,
+        message=message,
+        traceback=tb,
+        attempts=attempts,
+        first_failed_at=first,
+        last_failed_at=last,
+    )
+
+
+def dead_letters_page(
+    conn: sqlite3.Connection,
+    now: float,
+    group: str,
+    limit: int,
+    offset: int = 0,
+    after: int = 0,
+    upto: int | None = None,
+) -> list[tuple[int, RawDeadLetter]]:
+    """Dead letters of `group` oldest first, with their row ids (for paging)."""
+    rows = conn.execute(
+        f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters AS d JOIN groups AS g"
+        " ON g.gid = d.gid WHERE g.name = ? AND d.rowid > ? AND d.rowid <= ?"
+        " ORDER BY d.rowid LIMIT ? OFFSET ?",
+        (group, after, upto if upto is not None else 2**62, limit, offset),
+    ).fetchall()
+    return [_dead_letter(group, row) for row in rows]
+
+
+def dead_letters_by_id(
+    conn: sqlite3.Connection, now: float, group: str, entry_ids: Sequence[str]
+) -> list[tuple[int, RawDeadLetter]]:
+    """The dead letters of `group` among `entry_ids`, oldest first; missing ids are skipped."""
+    found: list[tuple[int, RawDeadLetter]] = []
+    for entry_id in dict.fromkeys(entry_ids):
+        row = conn.execute(
+            f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters AS d JOIN groups AS g"
+            " ON g.gid = d.gid WHERE g.name = ? AND d.entry_id = ?",
+            (group, entry_id),
+        ).fetchone()
+        if row is not None:
+            found.append(_dead_letter(group, row))
+    found.sort(key=lambda pair: pair[0])
+    return found
+
+
+def dead_letter_bound(conn: sqlite3.Connection, now: float, group: str) -> int:
+    """The newest dead letter's row id in `group` (0 when empty): replaying "all" stops
+    there, so entries that die again during the replay are not replayed in a loop."""
+    row = conn.execute(
+        "SELECT max(d.rowid) FROM dead_letters AS d JOIN groups AS g ON g.gid = d.gid"
+        " WHERE g.name = ?",
+        (group,),
+    ).fetchone()
+    return int(row[0] or 0)
+
+
+def read_stats(conn: sqlite3.Connection, now: float) -> list[GroupStats]:
+    """Counters of every declared group, by name."""
+    first_bucket = int((now - _RATE_WINDOW) // COUNTER_BUCKET) + 1
+    span = max(now - first_bucket * COUNTER_BUCKET, 1.0)
+    with _snapshot(conn):
+        groups = conn.execute("SELECT gid, name FROM groups ORDER BY name").fetchall()
+        queues = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT gid, total(available_at <= ?1),"
+                " total(available_at > ?1 AND lease_owner IS NOT NULL),"
+                " total(available_at > ?1 AND lease_owner IS NULL),"
+                " min(CASE WHEN available_at <= ?1 THEN available_at END)"
+                " FROM deliveries GROUP BY gid",
+                (now,),
+            )
+        }
+        dead = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT gid, count(*), total(last_failed_at > ?) FROM dead_letters GROUP BY gid",
+                (now - _DEAD_RECENT_WINDOW,),
+            )
+        }
+        consumers = dict(
+            conn.execute(
+                "SELECT gid, count(*) FROM consumers WHERE heartbeat_at > ? GROUP BY gid",
+                (now - CONSUMER_STALE_AFTER,),
+            ).fetchall()
+        )
+        rates = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT gid, total(published), total(acked) FROM counters WHERE bucket >= ?"
+                " GROUP BY gid",
+                (first_bucket,),
+            )
+        }
+    result = []
+    for gid, name in groups:
+        ready, in_flight, scheduled, oldest = queues.get(gid, (0, 0, 0, None))
+        dead_total, dead_recent = dead.get(gid, (0, 0))
+        published, acked = rates.get(gid, (0.0, 0.0))
+        result.append(
+            GroupStats(
+                group=name,
+                ready=int(ready),
+                in_flight=int(in_flight),
+                scheduled=int(scheduled),
+                dead=int(dead_total),
+                consumers=int(consumers.get(gid, 0)),
+                oldest_age=max(now - oldest, 0.0) if oldest is not None else 0.0,
+                publish_rate=published / span,
+                ack_rate=acked / span,
+                dead_recent=int(dead_recent),
+            )
+        )
+    return result
