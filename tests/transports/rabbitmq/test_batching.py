@@ -7,7 +7,7 @@ import aio_pika
 import pytest
 
 from tidings import Event, Unroutable
-from tidings.transports import _rabbitmq_publisher
+from tidings.transports.rabbitmq import _publisher as _rabbitmq_publisher
 from tidings.transports.rabbitmq._publisher import BatchPublisher
 
 from .conftest import wait_for

@@ -1,0 +1,24 @@
+"""Suite-wide hooks: each test's call report is kept on its item, so fixtures such as
+`tests.support.children` know at teardown whether the test failed."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+# Before anything imports the shipped contract suite, for its detailed assertion messages.
+pytest.register_assert_rewrite("tidings.contract")
+
+from tests.support import children  # noqa: E402, F401  (the fixture, for every test)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[Any]
+) -> Generator[None, Any, Any]:
+    report = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    return report
