@@ -21,7 +21,9 @@ from rich.table import Table
 
 from ..examples.plan import Settings
 from ..examples.runner import SCENARIOS, DemoResult, Snapshot, run_scenario
-from .console import NameOption, run_async, stdout_console, table
+from .errors import run_async
+from .options import NameOption
+from .output import stdout_console, table
 
 __all__ = ["demo"]
 
@@ -34,6 +36,57 @@ class ScenarioName(enum.StrEnum):
     shop = "shop"
     streaming = "streaming"
     signup = "signup"
+
+
+ScenarioArgument = Annotated[
+    ScenarioName, typer.Argument(help="The scenario to run.", case_sensitive=False)
+]
+CountOption = Annotated[
+    int | None,
+    typer.Option(
+        "--orders",
+        "-n",
+        min=1,
+        help="How many orders (watch events, sign-ups) to publish [default: 200, 200, 40].",
+        show_default=False,
+    ),
+]
+DemoUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Broker URL to run on (default: a temporary embedded broker file).",
+        show_default=False,
+    ),
+]
+ProcessesOption = Annotated[
+    int,
+    typer.Option(
+        "--processes",
+        "-p",
+        min=0,
+        help="Worker processes running the services (0: in this process; "
+        "memory:// always runs in this process).",
+    ),
+]
+DedupeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dedupe",
+        help="Dedupe store URL for the idempotent groups, e.g. redis://localhost:6379/0 "
+        "(needed on amqp://, which has no store of its own).",
+        show_default=False,
+    ),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the simulated failures.")]
+TimeScaleOption = Annotated[
+    float,
+    typer.Option("--time-scale", min=0.0, help="Multiplies simulated work (the 2 s e-mail)."),
+]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=1.0, help="Seconds to wait for everything.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
 def _queue_table(snapshot: Snapshot) -> Table:
@@ -108,56 +161,16 @@ def _print_summary(console: Console, result: DemoResult, temporary: bool) -> Non
 
 
 def demo(
-    scenario: Annotated[
-        ScenarioName, typer.Argument(help="The scenario to run.", case_sensitive=False)
-    ] = ScenarioName.shop,
-    count: Annotated[
-        int | None,
-        typer.Option(
-            "--orders",
-            "-n",
-            min=1,
-            help="How many orders (watch events, sign-ups) to publish [default: 200, 200, 40].",
-            show_default=False,
-        ),
-    ] = None,
-    url: Annotated[
-        str | None,
-        typer.Option(
-            "--url",
-            help="Broker URL to run on (default: a temporary embedded broker file).",
-            show_default=False,
-        ),
-    ] = None,
-    processes: Annotated[
-        int,
-        typer.Option(
-            "--processes",
-            "-p",
-            min=0,
-            help="Worker processes running the services (0: in this process; "
-            "memory:// always runs in this process).",
-        ),
-    ] = 3,
-    dedupe: Annotated[
-        str | None,
-        typer.Option(
-            "--dedupe",
-            help="Dedupe store URL for the idempotent groups, e.g. redis://localhost:6379/0 "
-            "(needed on amqp://, which has no store of its own).",
-            show_default=False,
-        ),
-    ] = None,
+    scenario: ScenarioArgument = ScenarioName.shop,
+    count: CountOption = None,
+    url: DemoUrlOption = None,
+    processes: ProcessesOption = 3,
+    dedupe: DedupeOption = None,
     name: NameOption = "tidings",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated failures.")] = 7,
-    time_scale: Annotated[
-        float,
-        typer.Option("--time-scale", min=0.0, help="Multiplies simulated work (the 2 s e-mail)."),
-    ] = 1.0,
-    timeout: Annotated[
-        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for everything.")
-    ] = 180.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    seed: SeedOption = 7,
+    time_scale: TimeScaleOption = 1.0,
+    timeout: TimeoutOption = 180.0,
+    as_json: JsonOption = False,
 ) -> None:
     """Run a scenario end to end: shop (default), streaming or signup.
 

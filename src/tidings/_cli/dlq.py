@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,8 +12,11 @@ from rich.json import JSON
 from rich.table import Table
 from rich.text import Text
 
-from .._core.dlq import DeadLetter
-from .console import NameOption, UrlOption, connect, run_async, stdout_console, table
+from .. import DeadLetter
+from .connection import connect
+from .errors import run_async
+from .options import NameOption, UrlOption
+from .output import stdout_console, table, to_json
 
 __all__ = ["dlq_app"]
 
@@ -48,10 +50,6 @@ def _choice(ids: list[str] | None, every: bool) -> list[str] | None:
     return None if every else list(ids or [])
 
 
-def _dumps(value: Any, *, indent: int | None = None) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=indent, default=str)
-
-
 @dlq_app.command("list", no_args_is_help=True)
 def list_(
     group: GroupArgument,
@@ -71,7 +69,7 @@ def list_(
 
     entries, total = run_async(fetch(), urls=[url]) or ([], None)
     if as_json:
-        typer.echo(_dumps([e.to_dict() for e in entries]))
+        typer.echo(to_json([e.to_dict() for e in entries]))
         return
     console = stdout_console()
     if not entries:
@@ -114,8 +112,8 @@ def _detail(entry: DeadLetter) -> Renderables:
         fields.add_row(label, Text(value))
     parts: list[Any] = [fields, Text("\nenvelope", style="bold")]
     envelope = entry.envelope.attributes() if entry.envelope else None
-    parts.append(JSON(_dumps(envelope), indent=2))
-    parts += [Text("\ndata", style="bold"), JSON(_dumps(entry.data), indent=2)]
+    parts.append(JSON(to_json(envelope), indent=2))
+    parts += [Text("\ndata", style="bold"), JSON(to_json(entry.data), indent=2)]
     if entry.traceback:
         parts += [Text("\ntraceback", style="bold"), Text(entry.traceback.rstrip())]
     return Renderables(*parts)
@@ -138,7 +136,7 @@ def show(
     entry = run_async(fetch(), urls=[url])
     assert entry is not None
     if as_json:
-        typer.echo(_dumps(entry.to_dict()))
+        typer.echo(to_json(entry.to_dict()))
     else:
         stdout_console().print(_detail(entry))
 
