@@ -12,6 +12,7 @@ from ._core.bus import Bus
 from ._core.context import Context
 from ._core.dlq import DeadLetter, DeadLetters
 from ._core.messages import Command, Event
+from ._core.middleware import Middleware, Outcome, Publication
 from ._core.retry import Retry
 from ._exceptions import (
     BrokerUnavailable,
@@ -25,8 +26,10 @@ from ._exceptions import (
     Unroutable,
 )
 from ._version import __version__
-from .transports._stats import GroupStats
+from .transports import GroupStats
 
+# `Publication` (what a publish middleware is given) is importable from here too; it is
+# not in `__all__`, which lists what the API returns and what users build on.
 __all__ = [
     "BrokerUnavailable",
     "Bus",
@@ -40,7 +43,9 @@ __all__ = [
     "Event",
     "GroupStats",
     "MessageTooLarge",
+    "Middleware",
     "NotSupported",
+    "Outcome",
     "Permanent",
     "Retry",
     "StateError",

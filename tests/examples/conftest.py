@@ -22,7 +22,7 @@ from tests.servers import (  # noqa: F401 - session fixtures used through getfix
     rabbitmq_node,
     redis_server,
 )
-from tidings import Bus, Context
+from tidings import Bus, Context, Middleware, Outcome
 
 TRANSPORTS = ["memory", "sqlite", pytest.param("amqp", marks=pytest.mark.rabbitmq)]
 
@@ -90,21 +90,23 @@ async def idle(bus: Bus, groups: Iterable[str]) -> bool:
     )
 
 
-class Handled:
-    """A consume middleware counting, per group, the deliveries handled and the attempts
-    that failed."""
+class Handled(Middleware):
+    """A consume middleware counting, per group, the deliveries handled (acknowledged) and
+    the attempts that failed (retried or dead-lettered), from each delivery's outcome."""
 
     def __init__(self) -> None:
         self.handled: dict[str, list[str]] = {}
         self.failed: dict[str, list[str]] = {}
 
-    async def consume(self, ctx: Context, call_next: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await call_next()
-        except Exception:
+    async def consume(
+        self, ctx: Context, call_next: Callable[[], Awaitable[Outcome]]
+    ) -> Outcome | None:
+        outcome = await call_next()
+        if outcome.kind == "ack":
+            self.handled.setdefault(ctx.group, []).append(ctx.event_id)
+        elif outcome.kind in ("retry", "dead_letter"):
             self.failed.setdefault(ctx.group, []).append(ctx.event_id)
-            raise
-        self.handled.setdefault(ctx.group, []).append(ctx.event_id)
+        return outcome
 
     def count(self, group: str) -> int:
         return len(self.handled.get(group, ()))

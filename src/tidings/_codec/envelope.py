@@ -16,6 +16,7 @@ __all__ = [
     "SPECVERSION",
     "STRUCTURED_CONTENT_TYPE",
     "make_envelope",
+    "new_envelope",
     "new_event_id",
 ]
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -244,3 +245,35 @@ def make_envelope(
 
 def _text(value: Any) -> str | None:
     return value if value is None or type(value) is str else str(value)
+
+
+def new_envelope(
+    *,
+    id: str,
+    source: str,
+    type: str,
+    time: datetime,
+    dataversion: int | None,
+    key: str | None,
+    cause: Envelope | None,
+) -> Envelope:
+    """The envelope of a message being published now: JSON data, this bus's `source`, and,
+    when it is published by a handler, the correlation and trace context of the event that
+    `cause`d it (its correlation id, or its id when it has none; its id as causation id)."""
+    return make_envelope(
+        id,
+        source,
+        type,
+        SPECVERSION,
+        time,
+        JSON_CONTENT_TYPE,
+        None,
+        None,
+        dataversion,
+        (cause.correlationid or cause.id) if cause is not None else None,
+        cause.id if cause is not None else None,
+        key,
+        cause.traceparent if cause is not None else None,
+        cause.tracestate if cause is not None else None,
+        None,
+    )

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from .._codec.envelope import Envelope
 from .messages import Message
@@ -40,7 +41,17 @@ class Context:
         replayed: True when delivered by a replay (dedupe is bypassed).
     """
 
-    __slots__ = ("event_id", "envelope", "group", "attempt", "key", "headers", "replayed", "_out")
+    __slots__ = (
+        "event_id",
+        "envelope",
+        "group",
+        "attempt",
+        "key",
+        "headers",
+        "replayed",
+        "_out",
+        "_work",
+    )
 
     def __init__(
         self,
@@ -62,6 +73,9 @@ class Context:
         )
         self.replayed = replayed
         self._out: list[Pending] = []
+        # What the pipeline's stages know of this delivery (the raw delivery, the decoded
+        # data, the chosen handler); None for a context made outside a pipeline.
+        self._work: Any = None
 
     def _derived_id(self) -> str:
         # Same incoming event, group and position -> same id, so a re-run after a crash

@@ -1,41 +1,45 @@
-"""The consume pipeline: decode → validate → dedupe → middleware → handler → settle.
+"""The consume pipeline of one group: a stack of stages, then one settle.
 
-One `Pipeline` runs per group. It is the callback a transport's consumer calls for each
-delivery, and it always settles the delivery with exactly one of ack, retry_later or
-dead_letter — unless it is cancelled (shutdown), in which case the transport returns the
-delivery to the group.
+A transport's consumer calls the `Pipeline` for each delivery. The pipeline decodes the
+envelope into a `Context`, runs the stack (the user's middleware, then the built-in stages of
+`stages`), and settles the delivery with exactly the `Outcome` the outermost stage returned:
+the only code that calls the transport's ``ack``, ``retry_later`` and ``dead_letter``. A
+cancelled delivery (shutdown) is not settled: the transport returns it to the group.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-
-from pydantic import ValidationError
+from collections.abc import Sequence
 
 from .._clock import Clock
-from .._codec.cloudevents import decode
+from .._codec.cloudevents import decode, foreign_id
 from .._codec.envelope import DecodeError, Envelope
-from .._exceptions import Permanent
-from ..transports._failure import Failure
-from ..transports._message import Delivery
-from ..transports._transport import DedupeStore, Transport
+from ..transports import DedupeStore, Delivery, Failure, Transport
 from .context import Context
-from .subscription import Group, Handler
-from .watchdog import Watchdog
+from .middleware import Outcome, consume_stack
+from .stages import (
+    Claim,
+    Decoded,
+    Flush,
+    Invoke,
+    RetryPolicy,
+    Stage,
+    Timeout,
+    Validate,
+    chain,
+    outcome_of_failure,
+)
+from .subscription import Group
 
-__all__ = ["Pipeline", "build_chain", "failure_from"]
+__all__ = ["Pipeline", "failure_from"]
 
-logger = logging.getLogger("tidings")
+logger = logging.getLogger(__name__)
 
 _MAX_REASON = 500
 _MAX_TRACEBACK = 4000
-
-Flush = Callable[[Context], Awaitable[None]]
 
 
 def _one_line(text: str, limit: int = _MAX_REASON) -> str:
@@ -61,40 +65,8 @@ def failure_from(exc: BaseException | None, reason: str, at: float) -> Failure:
     )
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def build_chain(
-    middleware: Sequence[Any], method: str, terminal: Callable[[Any], Awaitable[Any]]
-) -> Callable[[Any], Awaitable[Any]]:
-    """Compose middleware objects that have `method` around `terminal`.
-
-    Each middleware is called as ``await mw.<method>(value, call_next)``; ``call_next`` takes
-    the (possibly replaced) value, or nothing to pass it on unchanged.
-    """
-    chain = terminal
-    for mw in reversed([m for m in middleware if hasattr(m, method)]):
-        chain = _link(getattr(mw, method), chain)
-    return chain
-
-
-def _link(
-    hook: Callable[[Any, Any], Awaitable[Any]], nxt: Callable[[Any], Awaitable[Any]]
-) -> Callable[[Any], Awaitable[Any]]:
-    async def step(value: Any) -> Any:
-        async def call_next(new_value: Any = None) -> Any:
-            return await nxt(value if new_value is None else new_value)
-
-        return await hook(value, call_next)
-
-    return step
-
-
 class Pipeline:
-    """Runs one group's deliveries through decode, validation, dedupe, middleware, handler
-    and settlement."""
+    """Runs one group's deliveries through the stack and settles each with its outcome."""
 
     def __init__(
         self,
@@ -103,7 +75,7 @@ class Pipeline:
         transport: Transport,
         dedupe: DedupeStore | None,
         dedupe_ttl: float,
-        middleware: Sequence[Any],
+        middleware: Sequence[object],
         flush: Flush,
         clock: Clock,
         source: str,
@@ -111,19 +83,28 @@ class Pipeline:
     ) -> None:
         self.group = group
         self.transport = transport
-        self.dedupe = dedupe
-        self.dedupe_ttl = dedupe_ttl
-        self.flush = flush
         self.clock = clock
         self.source = source
         self.rng = rng or random.Random()
-        self._chain = build_chain(middleware, "consume", self._invoke)
-        self._current: dict[int, tuple[Handler, Any]] = {}
-        self._watchdog = Watchdog()
+        self._timeout = Timeout()
+        stages: list[Stage] = [Validate(group)]
+        if dedupe is not None:
+            stages.append(Claim(group.name, dedupe, dedupe_ttl))
+        stages += [RetryPolicy(self.rng), self._timeout, Invoke(flush)]
+        self._stack = consume_stack(middleware, chain(stages), self._on_middleware_error)
+
+    def _on_middleware_error(self, ctx: Context, exc: Exception) -> Outcome:
+        return outcome_of_failure(ctx, exc, self.rng)
 
     async def __call__(self, delivery: Delivery) -> None:
+        ctx = self._context(delivery)
+        outcome = await self._stack(ctx)
+        await self._settle(ctx, outcome)
+
+    def _context(self, delivery: Delivery) -> Context:
+        work = Decoded(delivery, None)
         try:
-            envelope, data = decode(
+            envelope, work.data = decode(
                 routing_key=delivery.type,
                 body=delivery.body,
                 content_type=delivery.content_type,
@@ -132,34 +113,10 @@ class Pipeline:
                 source=self.source,
             )
         except DecodeError as exc:
-            await self._dead(delivery, None, f"undecodable message: {exc}", exc)
-            return
-        handler = self.group.handler_for(envelope.type)
-        if handler is None:
-            reason = f"no handler in group {self.group.name!r} for event type {envelope.type!r}"
-            await self._dead(delivery, envelope, reason, None)
-            return
-        try:
-            event = handler.validate(data)
-        except ValidationError as exc:
-            errors = exc.errors()
-            where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
-            detail = errors[0]["msg"] if errors else str(exc)
-            reason = (
-                f"invalid data for {envelope.type!r}: {where or 'data'}: {detail} "
-                f"({exc.error_count()} error(s))"
-            )
-            await self._dead(delivery, envelope, reason, exc)
-            return
-        if (
-            handler.idempotent
-            and not delivery.replayed
-            and self.dedupe is not None
-            and await self.dedupe.seen(self.group.name, envelope.id)
-        ):
-            logger.debug("skip duplicate %s %s in %s", envelope.type, envelope.id, self.group.name)
-            await self.transport.ack(delivery)
-            return
+            # The stack still runs (middleware sees every delivery); Validate dead-letters it.
+            work.problem, work.error = str(exc), exc
+            event_id = delivery.id or foreign_id(delivery.type, delivery.body)
+            envelope = Envelope(id=event_id, source=self.source, type=delivery.type)
         ctx = Context(
             envelope=envelope,
             group=self.group.name,
@@ -168,97 +125,48 @@ class Pipeline:
             headers=delivery.headers,
             replayed=delivery.replayed,
         )
-        self._current[id(ctx)] = (handler, event)
-        try:
-            if handler.timeout is not None:
-                await self._call_with_timeout(ctx, handler.timeout)
-            else:
-                await self._chain(ctx)
-            await self.flush(ctx)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            await self._failed(delivery, envelope, handler, exc)
+        ctx._work = work
+        return ctx
+
+    async def _settle(self, ctx: Context, outcome: Outcome) -> None:
+        delivery: Delivery = ctx._work.delivery
+        kind = outcome.kind
+        if kind == "ack" or kind == "duplicate":
+            if kind == "duplicate":
+                logger.debug(
+                    "skip duplicate %s %s in %s", ctx.envelope.type, ctx.event_id, ctx.group
+                )
+            if not self.transport.ack_soon(delivery):
+                await self.transport.ack(delivery)
             return
-        finally:
-            self._current.pop(id(ctx), None)
-        if handler.idempotent and self.dedupe is not None:
-            await self.dedupe.mark(self.group.name, envelope.id, self.dedupe_ttl)
-        if not self.transport.ack_soon(delivery):
-            await self.transport.ack(delivery)
-        logger.debug(
-            "handled %s %s in %s (attempt %d)",
-            envelope.type,
-            envelope.id,
-            self.group.name,
-            delivery.attempt,
-        )
-
-    async def _call_with_timeout(self, ctx: Context, timeout: float) -> None:
-        """Run the chain; past `timeout` seconds cancel it and raise `TimeoutError`."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._watchdog.watch(task, timeout)
-        try:
-            await self._chain(ctx)
-        except asyncio.CancelledError:
-            if self._watchdog.expired(task) and task.uncancel() == 0:
-                raise TimeoutError(f"handler timed out after {timeout:g}s") from None
-            raise
-        finally:
-            self._watchdog.forget(task)
-
-    async def close(self) -> None:
-        """Release the pipeline's background timer."""
-        await self._watchdog.close()
-
-    async def _invoke(self, ctx: Context) -> None:
-        handler, event = self._current[id(ctx)]
-        if handler.wants_context:
-            await handler.func(event, ctx)
-        else:
-            await handler.func(event)
-
-    async def _failed(
-        self, delivery: Delivery, envelope: Envelope, handler: Handler, exc: BaseException
-    ) -> None:
-        retry = handler.retry
-        if isinstance(exc, Permanent):
-            await self._dead(delivery, envelope, f"permanent failure: {_describe(exc)}", exc)
-        elif not retry.retryable(exc):
-            await self._dead(delivery, envelope, f"not retried: {_describe(exc)}", exc)
-        elif delivery.attempt >= retry.attempts:
-            reason = f"failed {delivery.attempt} of {retry.attempts} attempts: {_describe(exc)}"
-            await self._dead(delivery, envelope, reason, exc)
-        else:
-            delay = retry.delay(delivery.attempt, self.rng)
-            failure = failure_from(exc, _describe(exc), self.clock.time())
+        reason = outcome.reason or "failed"
+        failure = failure_from(outcome.error, reason, self.clock.time())
+        if kind == "retry":
+            delay = outcome.delay or 0.0
+            handler = ctx._work.handler
+            of = f" of {handler.retry.attempts}" if handler is not None else ""
             logger.warning(
-                "%s %s failed in %s (attempt %d of %d), retrying in %.2fs: %s",
-                envelope.type,
-                envelope.id,
-                self.group.name,
-                delivery.attempt,
-                retry.attempts,
+                "%s %s failed in %s (attempt %d%s), retrying in %.2fs: %s",
+                ctx.envelope.type,
+                ctx.event_id,
+                ctx.group,
+                ctx.attempt,
+                of,
                 delay,
                 failure.reason,
             )
             await self.transport.retry_later(delivery, delay, failure)
-
-    async def _dead(
-        self,
-        delivery: Delivery,
-        envelope: Envelope | None,
-        reason: str,
-        exc: BaseException | None,
-    ) -> None:
-        failure = failure_from(exc, reason, self.clock.time())
+            return
         logger.error(
             "dead-lettered %s %s in %s after %d attempt(s): %s",
-            envelope.type if envelope else delivery.type,
-            envelope.id if envelope else delivery.id,
-            self.group.name,
-            delivery.attempt,
+            ctx.envelope.type,
+            ctx.event_id or delivery.id,
+            ctx.group,
+            ctx.attempt,
             failure.reason,
         )
         await self.transport.dead_letter(delivery, failure)
+
+    async def close(self) -> None:
+        """Release the pipeline's background timer."""
+        await self._timeout.close()

@@ -35,7 +35,8 @@ from ._delivery import DeliveryContract
 from ._failures import DeadLetterContract, RetryContract
 from ._features import ContextPublishContract, IdempotencyContract, OrderingContract
 from ._harness import FixedDelay, Harness, Inbox, eventually, group_stats
-from ._operations import LifecycleContract, MiddlewareContract, ReplayLogContract, StatsContract
+from ._middleware import MiddlewareContract
+from ._operations import LifecycleContract, ReplayLogContract, StatsContract
 from ._transport import TransportContract
 
 __all__ = [

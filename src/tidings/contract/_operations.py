@@ -1,25 +1,22 @@
-"""Contract: stats and alerts, replay from the retained log, middleware, lifecycle."""
+"""Contract: stats and alerts, replay from the retained log, lifecycle."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from .._codec.envelope import Envelope
 from .._core.bus import Bus
 from .._core.context import Context
 from .._exceptions import NotSupported, Permanent, StateError
-from ..transports._message import OutgoingMessage
 from ..transports._transport import CAP_DEDUPE, CAP_REPLAY_LOG
 from ._events import OrderPlaced
 from ._harness import FixedDelay, Harness, group_stats
 
-__all__ = ["LifecycleContract", "MiddlewareContract", "ReplayLogContract", "StatsContract"]
+__all__ = ["LifecycleContract", "ReplayLogContract", "StatsContract"]
 
 HOUR = 3600.0
 
@@ -184,66 +181,6 @@ class ReplayLogContract:
         # And `since` bounds what is replayed (a datetime in the future replays nothing)
         future = datetime.fromtimestamp(harness.now() + HOUR, UTC)
         assert await bus.replay("inventory", future) == 0
-
-
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-Log = list[str]
-
-
-class _Tag:
-    """A middleware with both hooks, logging when each runs."""
-
-    def __init__(self, name: str, log: Log) -> None:
-        self.name = name
-        self.log = log
-
-    async def consume(self, ctx: Context, call_next: Callable[[], Awaitable[None]]) -> None:
-        self.log.append(f"{self.name}>")
-        await call_next()
-        self.log.append(f"<{self.name}")
-
-    async def publish(
-        self, envelope: Envelope, call_next: Callable[[Envelope], Awaitable[OutgoingMessage]]
-    ) -> OutgoingMessage:
-        self.log.append(f"publish {self.name}")
-        return await call_next(envelope)
-
-
-class _Traceparent:
-    """A publish middleware that replaces the envelope."""
-
-    async def publish(
-        self, envelope: Envelope, call_next: Callable[[Envelope], Awaitable[OutgoingMessage]]
-    ) -> OutgoingMessage:
-        return await call_next(dataclasses.replace(envelope, traceparent=TRACEPARENT))
-
-
-class MiddlewareContract:
-    """Consume and publish hooks run in order; a publish hook can replace the envelope."""
-
-    async def test_hooks_run_in_order_and_a_replaced_envelope_reaches_the_consumer(
-        self, harness: Harness
-    ) -> None:
-        log: Log = []
-        worker = harness.make_bus(middleware=[_Tag("a", log), _Tag("b", log)])
-        seen: list[Context] = []
-
-        @worker.subscribe("order.placed", group="inventory")
-        async def reserve(event: OrderPlaced, ctx: Context) -> None:
-            log.append("handler")
-            seen.append(ctx)
-
-        await worker.start()
-        publisher = harness.make_bus(
-            consume=False, middleware=[_Tag("p1", log), _Tag("p2", log), _Traceparent()]
-        )
-        await publisher.start()
-        await publisher.publish(OrderPlaced(order_id="o-1"))
-        await harness.wait_until(lambda: len(seen) >= 1, what="the delivery")
-        await harness.settled(worker)
-        assert log == ["publish p1", "publish p2", "a>", "b>", "handler", "<b", "<a"]
-        assert seen[0].envelope.traceparent == TRACEPARENT
 
 
 class LifecycleContract:

@@ -1,0 +1,223 @@
+"""The built-in stages of the consume pipeline, innermost last.
+
+Each stage is called with the delivery's `Context` and returns an `Outcome`; it calls the
+next stage to go on. Decode-and-validate, the dedupe claim and the retry policy may answer
+without going on; the retry policy turns every exception of the stages inside it into an
+outcome, so nothing below the user's middleware raises (but a cancellation, which is a
+shutdown or a timeout, goes through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .._exceptions import Permanent
+from ..transports import DedupeStore, Delivery
+from .context import Context
+from .middleware import ConsumeStack, Outcome
+from .retry import Retry
+from .subscription import Group, Handler
+from .watchdog import Watchdog
+
+__all__ = [
+    "Claim",
+    "Decoded",
+    "Invoke",
+    "RetryPolicy",
+    "Stage",
+    "Timeout",
+    "Validate",
+    "chain",
+    "outcome_of_failure",
+]
+
+_DEFAULT_RETRY = Retry()
+
+Flush = Callable[[Context], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What the stages know of one delivery, kept on its context.
+
+    Attributes:
+        delivery: the transport's delivery, settled at the end.
+        data: the decoded data (JSON), before validation.
+        problem: why the message could not be decoded, if it could not.
+        error: the decoding exception, if any.
+        handler: the group's handler for the event type, once chosen.
+        event: the data validated into the handler's type.
+    """
+
+    delivery: Delivery
+    data: Any
+    problem: str | None = None
+    error: BaseException | None = None
+    handler: Handler | None = None
+    event: Any = None
+
+
+def decoded(ctx: Context) -> Decoded:
+    work = ctx._work
+    assert isinstance(work, Decoded), "a pipeline stage ran on a context made elsewhere"
+    return work
+
+
+class Stage:
+    """One built-in stage; `chain` sets `next` to the stage inside it."""
+
+    next: ConsumeStack
+
+    async def __call__(self, ctx: Context) -> Outcome:
+        raise NotImplementedError
+
+
+def chain(stages: Sequence[Stage]) -> ConsumeStack:
+    """Link `stages` (outermost first, the last one terminal); return the outermost."""
+    for outer, inner in zip(stages, stages[1:], strict=False):
+        outer.next = inner
+    return stages[0]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def outcome_of_failure(
+    ctx: Context, exc: BaseException, rng: random.Random | None = None
+) -> Outcome:
+    """The retry policy: dead-letter `Permanent` failures, errors the handler's `Retry`
+    does not retry, and the last attempt; otherwise retry after a full-jitter back-off."""
+    work = ctx._work
+    handler = work.handler if isinstance(work, Decoded) else None
+    retry = handler.retry if handler is not None else _DEFAULT_RETRY
+    if isinstance(exc, Permanent):
+        return Outcome.dead_letter(f"permanent failure: {_describe(exc)}", exc)
+    if not retry.retryable(exc):
+        return Outcome.dead_letter(f"not retried: {_describe(exc)}", exc)
+    if ctx.attempt >= retry.attempts:
+        reason = f"failed {ctx.attempt} of {retry.attempts} attempts: {_describe(exc)}"
+        return Outcome.dead_letter(reason, exc)
+    return Outcome.retry(retry.delay(ctx.attempt, rng), exc)
+
+
+class Validate(Stage):
+    """Decode, choose the group's handler for the type, validate the data into its type;
+    dead-letter what fails, with the reason."""
+
+    def __init__(self, group: Group) -> None:
+        self.group = group
+
+    async def __call__(self, ctx: Context) -> Outcome:
+        work = decoded(ctx)
+        if work.problem is not None:
+            return Outcome.dead_letter(f"undecodable message: {work.problem}", work.error)
+        handler = self.group.handler_for(ctx.envelope.type)
+        if handler is None:
+            reason = f"no handler in group {self.group.name!r} for event type {ctx.envelope.type!r}"
+            return Outcome.dead_letter(reason)
+        work.handler = handler
+        try:
+            work.event = handler.validate(work.data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+            detail = errors[0]["msg"] if errors else str(exc)
+            reason = (
+                f"invalid data for {ctx.envelope.type!r}: {where or 'data'}: {detail} "
+                f"({exc.error_count()} error(s))"
+            )
+            return Outcome.dead_letter(reason, exc)
+        return await self.next(ctx)
+
+
+class Claim(Stage):
+    """Idempotent handlers: a delivery whose event id the group already processed is a
+    duplicate; the id is marked processed once the rest of the stack acknowledged it.
+    Replays bypass the check (replaying asks to process again)."""
+
+    def __init__(self, group: str, store: DedupeStore, ttl: float) -> None:
+        self.group = group
+        self.store = store
+        self.ttl = ttl
+
+    async def __call__(self, ctx: Context) -> Outcome:
+        handler = decoded(ctx).handler
+        if handler is None or not handler.idempotent:
+            return await self.next(ctx)
+        if not ctx.replayed and await self.store.seen(self.group, ctx.event_id):
+            return Outcome.duplicate()
+        outcome = await self.next(ctx)
+        if outcome.kind == "ack":
+            await self.store.mark(self.group, ctx.event_id, self.ttl)
+        return outcome
+
+
+class RetryPolicy(Stage):
+    """The inner edge: an exception of any stage inside becomes an outcome."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    async def __call__(self, ctx: Context) -> Outcome:
+        try:
+            return await self.next(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return outcome_of_failure(ctx, exc, self.rng)
+
+
+class Timeout(Stage):
+    """A handler running past its `timeout` is cancelled; the attempt fails with
+    `TimeoutError`. One watchdog timer per group, not one per delivery."""
+
+    def __init__(self) -> None:
+        self.watchdog = Watchdog()
+
+    async def __call__(self, ctx: Context) -> Outcome:
+        handler = decoded(ctx).handler
+        timeout = handler.timeout if handler is not None else None
+        if timeout is None:
+            return await self.next(ctx)
+        task = asyncio.current_task()
+        assert task is not None
+        self.watchdog.watch(task, timeout)
+        try:
+            return await self.next(ctx)
+        except asyncio.CancelledError:
+            if self.watchdog.expired(task) and task.uncancel() == 0:
+                raise TimeoutError(f"handler timed out after {timeout:g}s") from None
+            raise
+        finally:
+            self.watchdog.forget(task)
+
+    async def close(self) -> None:
+        await self.watchdog.close()
+
+
+class Invoke(Stage):
+    """The handler, then the messages it published through its context (sent before the
+    delivery is acknowledged, inside the stack)."""
+
+    def __init__(self, flush: Flush) -> None:
+        self.flush = flush
+
+    async def __call__(self, ctx: Context) -> Outcome:
+        work = decoded(ctx)
+        handler = work.handler
+        assert handler is not None
+        if handler.wants_context:
+            await handler.func(work.event, ctx)
+        else:
+            await handler.func(work.event)
+        if ctx._out:
+            await self.flush(ctx)
+        return Outcome.ack()
