@@ -8,9 +8,13 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 echo "== ruff"
-.venv/bin/ruff check src tests benchmarks
-.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/ruff format --check src tests benchmarks scripts
 echo "== mypy --strict"
 .venv/bin/mypy
+echo "== import-linter (the layers)"
+.venv/bin/lint-imports --no-cache
+echo "== module budget (400 lines)"
+.venv/bin/python scripts/module_budget.py
 echo "== pytest"
 .venv/bin/python -m pytest "$@"
