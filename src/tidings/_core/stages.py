@@ -9,6 +9,7 @@ shutdown or a timeout, goes through).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -69,13 +70,14 @@ def decoded(ctx: Context) -> Decoded:
     return work
 
 
-class Stage:
+class Stage(abc.ABC):
     """One built-in stage; `chain` sets `next` to the stage inside it."""
 
     next: ConsumeStack
 
+    @abc.abstractmethod
     async def __call__(self, ctx: Context) -> Outcome:
-        raise NotImplementedError
+        """Handle the delivery, going on with ``await self.next(ctx)`` or answering."""
 
 
 def chain(stages: Sequence[Stage]) -> ConsumeStack:
