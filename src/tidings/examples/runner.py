@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._core.bus import Bus
-from .._exceptions import ConfigError, TidingsError
-from ..transports._stats import GroupStats
-from ..transports._urls import mask_url
+from tidings import Bus, ConfigError, GroupStats, TidingsError
+from tidings.transports import mask_url
+
 from .plan import Settings, bus_options_to_env
 from .scenario import OBSERVER_GROUP, Scenario, Tracker
 from .shop import ShopScenario
@@ -172,28 +171,103 @@ def _check_dedupe(scenario: Scenario, services: Bus, observer: Bus, dedupe: obje
     )
 
 
-async def _watch(
-    scenario: Scenario,
-    services: Bus,
-    observer: Bus,
-    tracker: Tracker,
-    snapshot: Snapshot,
-    base: dict[str, int],
-) -> bool:
-    """Refresh `snapshot`; True once the scenario finished and every group is idle."""
-    stats = {s.group: s for s in await services.stats()}
-    # The observer's own bus knows its group best (a broker may only list the groups a
-    # connection declared, e.g. RabbitMQ without its management API).
-    stats.update({s.group: s for s in await observer.stats() if s.group == OBSERVER_GROUP})
-    snapshot.queues = {g: stats[g] for g in scenario.groups if g in stats}
-    snapshot.dead = {g: s.dead - base.get(g, 0) for g, s in snapshot.queues.items()}
-    snapshot.done = scenario.done(tracker)
-    watched = [*scenario.groups, OBSERVER_GROUP]
-    idle = all(
-        g in stats and stats[g].ready == 0 and stats[g].in_flight == 0 and stats[g].scheduled == 0
-        for g in watched
-    )
-    return idle and scenario.finished(tracker, snapshot.count, snapshot.dead)
+class _Run:
+    """One run of a scenario: its two buses, what it saw so far, its worker processes."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        url: str,
+        *,
+        count: int,
+        settings: Settings,
+        consume: bool,
+        options: Mapping[str, Any],
+        report: Callable[[Snapshot], None],
+    ) -> None:
+        self.scenario = scenario
+        self.settings = settings
+        self.report = report
+        self.tracker = Tracker()
+        self.snapshot = Snapshot(scenario=scenario, count=count)
+        self.observer = scenario.observer(url, self.tracker, **options)
+        self.services = scenario.create_bus(url, settings, consume=consume, **options)
+        self.workers: _Workers | None = None
+        self.base: dict[str, int] = {}  # each group's dead letters before the run
+
+    async def start(self, dedupe: object) -> None:
+        """Start the services' bus (the observer is started first) and note the groups'
+        dead letters, so the run counts only its own."""
+        _check_dedupe(self.scenario, self.services, self.observer, dedupe)
+        await self.services.start()
+        self.base = {s.group: s.dead for s in await self.services.stats()}
+
+    def progress(self) -> None:
+        self.snapshot.workers = self.workers.alive() if self.workers else 0
+        self.report(self.snapshot)
+
+    async def publish(self) -> None:
+        """Publish the workload, reporting progress at most every 0.1 s."""
+        last = 0.0
+        for number in range(1, self.snapshot.count + 1):
+            await self.scenario.publish(self.services, number, self.settings, self.tracker)
+            self.snapshot.published = number
+            if time.monotonic() - last > 0.1:
+                last = time.monotonic()
+                self.progress()
+
+    async def finished(self) -> bool:
+        """Refresh the snapshot; True once the scenario finished and every group is idle."""
+        scenario, snapshot = self.scenario, self.snapshot
+        stats = {s.group: s for s in await self.services.stats()}
+        # The observer's own bus knows its group best (a broker may only list the groups a
+        # connection declared, e.g. RabbitMQ without its management API).
+        stats.update({s.group: s for s in await self.observer.stats() if s.group == OBSERVER_GROUP})
+        snapshot.queues = {g: stats[g] for g in scenario.groups if g in stats}
+        snapshot.dead = {g: s.dead - self.base.get(g, 0) for g, s in snapshot.queues.items()}
+        snapshot.done = scenario.done(self.tracker)
+        watched = [*scenario.groups, OBSERVER_GROUP]
+        idle = all(
+            g in stats
+            and stats[g].ready == 0
+            and stats[g].in_flight == 0
+            and stats[g].scheduled == 0
+            for g in watched
+        )
+        return idle and scenario.finished(self.tracker, snapshot.count, snapshot.dead)
+
+    async def wait(self, timeout: float, deadline: float) -> None:
+        """Wait until `finished`; a `TidingsError` after `deadline` (monotonic time)."""
+        while not await self.finished():
+            self.progress()
+            if time.monotonic() > deadline:
+                raise TidingsError(
+                    f"the {self.scenario.name} demo did not finish within {timeout:g}s "
+                    f"({self.snapshot.done} of {self.snapshot.count} {self.scenario.unit} done); "
+                    "run it with --log-level INFO to see why"
+                )
+            await asyncio.sleep(_POLL)
+        self.report(self.snapshot)
+
+    async def close(self, failed: bool) -> None:
+        """Stop the workers and close both buses; on failure, do not wait for handlers
+        that may never finish."""
+        if self.workers is not None:
+            with contextlib.suppress(Exception):
+                await self.workers.stop()
+        await self.services.close(drain_timeout=0.5 if failed else 10.0)
+        await self.observer.close(drain_timeout=0.5 if failed else 10.0)
+
+    def result(self, url: str, processes: int, seconds: float) -> DemoResult:
+        return DemoResult(
+            scenario=self.scenario.name,
+            url=url,
+            processes=processes,
+            seconds=seconds,
+            counts=self.scenario.summary(self.tracker, self.snapshot.count, self.snapshot.dead),
+            dead=dict(self.snapshot.dead),
+            latencies=list(self.tracker.latencies.values()),
+        )
 
 
 async def run_scenario(
@@ -219,54 +293,25 @@ async def run_scenario(
     if url.startswith("memory:"):
         processes = 0
     started = time.monotonic()
-    tracker = Tracker()
-    snapshot = Snapshot(scenario=scenario, count=count)
     report = on_progress or (lambda _: None)
-    observer = scenario.observer(url, tracker, **options)
-    services = scenario.create_bus(url, settings, consume=processes == 0, **options)
-    workers: _Workers | None = None
-    await observer.start()  # the observer's group exists before any outcome is published
+    run = _Run(
+        scenario,
+        url,
+        count=count,
+        settings=settings,
+        consume=processes == 0,
+        options=options,
+        report=report,
+    )
+    await run.observer.start()  # the observer's group exists before any outcome is published
     failed = True
     try:
-        _check_dedupe(scenario, services, observer, options.get("dedupe"))
-        await services.start()
-        base = {s.group: s.dead for s in await services.stats()}
+        await run.start(options.get("dedupe"))
         if processes:
-            workers = _Workers(scenario, url, settings, processes, options)
-        last = 0.0
-        for number in range(1, count + 1):
-            await scenario.publish(services, number, settings, tracker)
-            snapshot.published = number
-            if time.monotonic() - last > 0.1:
-                last = time.monotonic()
-                snapshot.workers = workers.alive() if workers else 0
-                report(snapshot)
-        deadline = started + timeout
-        while not await _watch(scenario, services, observer, tracker, snapshot, base):
-            snapshot.workers = workers.alive() if workers else 0
-            report(snapshot)
-            if time.monotonic() > deadline:
-                raise TidingsError(
-                    f"the {scenario.name} demo did not finish within {timeout:g}s "
-                    f"({snapshot.done} of {count} {scenario.unit} done); "
-                    "run it with --log-level INFO to see why"
-                )
-            await asyncio.sleep(_POLL)
-        report(snapshot)
+            run.workers = _Workers(scenario, url, settings, processes, options)
+        await run.publish()
+        await run.wait(timeout, started + timeout)
         failed = False
     finally:
-        if workers is not None:
-            with contextlib.suppress(Exception):
-                await workers.stop()
-        # On failure, do not wait for handlers that may never finish.
-        await services.close(drain_timeout=0.5 if failed else 10.0)
-        await observer.close(drain_timeout=0.5 if failed else 10.0)
-    return DemoResult(
-        scenario=scenario.name,
-        url=url,
-        processes=processes,
-        seconds=time.monotonic() - started,
-        counts=scenario.summary(tracker, count, snapshot.dead),
-        dead=dict(snapshot.dead),
-        latencies=list(tracker.latencies.values()),
-    )
+        await run.close(failed)
+    return run.result(url, processes, time.monotonic() - started)

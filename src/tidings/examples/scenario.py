@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import Bus, Context
+from tidings import Bus, Context
+
 from .plan import Settings
 
 __all__ = ["OBSERVER_GROUP", "Scenario", "Tracker", "build_bus"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ... import Event
+from tidings import Event
 
 __all__ = [
     "OrderCancelled",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ... import Bus, Context, Retry
+from tidings import Bus, Context, Retry
+
 from ..plan import Settings
 from .events import OrderPlaced, PaymentDeclined, StockReleased, StockReserved
 

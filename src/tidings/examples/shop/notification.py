@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ... import Bus
+from tidings import Bus
+
 from ..plan import Settings
 from .events import OrderCancelled, OrderCompleted
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ... import Bus, Context
+from tidings import Bus, Context
+
 from ..plan import Settings
 from .events import OrderCancelled, OrderCompleted, OrderPlaced, ShipmentScheduled, StockReleased
 

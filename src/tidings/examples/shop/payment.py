@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ... import Bus, Context, Retry
+from tidings import Bus, Context, Retry
+
 from ..plan import Settings, happens
 from .events import PaymentCaptured, PaymentDeclined, StockReserved
 

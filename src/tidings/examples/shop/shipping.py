@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ... import Bus, Context
+from tidings import Bus, Context
+
 from ..plan import Settings
 from .events import PaymentCaptured, ShipmentScheduled
 

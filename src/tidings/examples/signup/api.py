@@ -6,7 +6,8 @@ own pace, and a sign-up succeeds even while one of them is down.
 
 from __future__ import annotations
 
-from ... import Bus
+from tidings import Bus
+
 from .events import UserCreated
 
 __all__ = ["make_user", "sign_up"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ... import Bus, Context, Retry
+from tidings import Bus, Context, Retry
+
 from ..plan import Settings
 from .events import EmailSent, UserCreated
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ... import Bus, Context
+from tidings import Bus, Context
+
 from ..plan import Settings
 from ..scenario import Scenario, Tracker, build_bus
 from . import analytics, notification, recommendation

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ... import Bus, Context, Retry
+from tidings import Bus, Context, Retry
+
 from ..plan import Settings, happens
 from .events import AnalyticsRecorded
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ... import Event
+from tidings import Event
 
 __all__ = ["AnalyticsRecorded", "NotificationSent", "RecommendationUpdated", "VideoWatchStarted"]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 
-from ... import Bus, Context
+from tidings import Bus, Context
+
 from ..plan import Settings
 from .events import RecommendationUpdated, VideoWatchStarted
 

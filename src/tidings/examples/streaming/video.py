@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ... import Bus
+from tidings import Bus
+
 from .events import VideoWatchStarted
 
 __all__ = ["GENRES", "make_watch", "start_watching"]
