@@ -1,61 +1,53 @@
+"""Fixtures of the acceptance tests: the applications in ``apps/`` as child processes on
+one embedded-broker file (their output is shown when a test fails)."""
+
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import Child, Children
+
 APPS = Path(__file__).parent / "apps"
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "") -> None:
-    """Poll `predicate` every 20 ms until it is true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.02)
+@pytest.fixture
+def children(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Children]:
+    """`tests.support.children`, but showing each child's output before its log is closed.
+
+    A stopgap: `Children.finish` reads a child's log after closing it, which raises
+    ``ValueError: flush of closed file`` instead of showing the output. Delete this fixture
+    once `tests.support` reads the log first.
+    """
+    kids = Children(tmp_path)
+    yield kids
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.failed:
+        for child in kids.started:
+            child.kill()
+            sys.stderr.write(f"--- output of {child.describe()} ---\n{child.log}\n")
+    kids.finish(failed=False)
 
 
-class Procs:
-    """Child processes started by a test; every one still running is killed at the end."""
+class Apps:
+    """Starts the scripts of ``apps/`` with ``TIDINGS_URL`` (the test's broker file) and
+    ``OUT_DIR`` (where they write what they did) in their environment."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.started: list[subprocess.Popen[bytes]] = []
+    def __init__(self, children: Children, tmp_path: Path) -> None:
+        self.children = children
+        self.out = tmp_path / "out"
+        self.out.mkdir()
+        self.env = {"TIDINGS_URL": f"sqlite:///{tmp_path / 'bus.db'}", "OUT_DIR": str(self.out)}
 
-    def start(self, script: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, str(APPS / script), *args],
-            env={**self.env, **env},
-            stderr=subprocess.PIPE,
-        )
-        self.started.append(proc)
-        return proc
-
-    def cleanup(self) -> None:
-        for proc in self.started:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(10)
-            if proc.stderr:
-                proc.stderr.close()
+    def start(self, script: str, *args: str, **env: str) -> Child:
+        """``python apps/SCRIPT ARGS``, started with `env` added to the environment."""
+        return self.children.start("python", str(APPS / script), *args, **{**self.env, **env})
 
 
 @pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    out = tmp_path / "out"
-    out.mkdir()
-    env = {
-        **os.environ,
-        "TIDINGS_URL": f"sqlite:///{tmp_path / 'bus.db'}",
-        "OUT_DIR": str(out),
-        "PYTHONUNBUFFERED": "1",
-    }
-    p = Procs(env)
-    yield p
-    p.cleanup()
+def apps(children: Children, tmp_path: Path) -> Apps:
+    """The test's `Apps` on a fresh broker file."""
+    return Apps(children, tmp_path)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Procs, wait_for
+from tests.support import wait_for
+
+from .conftest import Apps
 
 pytestmark = pytest.mark.slow
 
@@ -22,22 +24,20 @@ def read_lines(out: Path, prefix: str) -> list[list[str]]:
     return lines
 
 
-def test_fan_out_survives_sigkill_and_dedupes_completed_redeliveries(
-    procs: Procs, tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
+def test_fan_out_survives_sigkill_and_dedupes_completed_redeliveries(apps: Apps) -> None:
+    out = apps.out
     # Given one killer worker in group A and one worker in group B
-    killer = procs.start("worker.py", "A", KILLER="1")
-    worker_b = procs.start("worker.py", "B")
+    killer = apps.start("worker.py", "A", KILLER="1")
+    worker_b = apps.start("worker.py", "B")
     wait_for(lambda: len(list(out.glob("ready-*"))) == 2, what="first workers ready")
 
     # When two publishers publish while the killer is SIGKILLed mid-stream
-    pubs = [procs.start("publisher.py", str(i * 1000), str(PER_PUBLISHER)) for i in range(2)]
+    pubs = [apps.start("publisher.py", str(i * 1000), str(PER_PUBLISHER)) for i in range(2)]
     wait_for(lambda: (out / "blocked").exists(), what="event 5 blocked in the killer")
-    worker_a2 = procs.start("worker.py", "A")
-    assert killer.wait(30) == -signal.SIGKILL
+    worker_a2 = apps.start("worker.py", "A")
+    killer.expect_exit(-signal.SIGKILL, 30)
     for pub in pubs:
-        assert pub.wait(60) == 0, pub.stderr.read().decode() if pub.stderr else ""
+        pub.expect_exit(0, 60)
 
     published = dict(line for line in read_lines(out, "published-"))  # n -> id
     assert len(published) == 2 * PER_PUBLISHER
@@ -55,10 +55,10 @@ def test_fan_out_survives_sigkill_and_dedupes_completed_redeliveries(
         timeout=60,
         what="every confirmed event handled by group B",
     )
-    worker_a2.send_signal(signal.SIGTERM)
-    worker_b.send_signal(signal.SIGTERM)
-    assert worker_a2.wait(30) == 0
-    assert worker_b.wait(30) == 0
+    worker_a2.signal(signal.SIGTERM)
+    worker_b.signal(signal.SIGTERM)
+    worker_a2.expect_exit(0, 30)
+    worker_b.expect_exit(0, 30)
 
     # Then every confirmed event reached group A and group B
     lines = read_lines(out, "worker-")

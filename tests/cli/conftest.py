@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import signal
-import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.support import Child, Children, wait_for
+from tidings import Bus
 from tidings._cli import app
 
 # The application the workers run: written into each test's directory and imported by
@@ -70,17 +70,22 @@ APP = textwrap.dedent(
 )
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll `predicate` until it returns something true, and return it; fail after
-    `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.03)
+@pytest.fixture
+def children(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Children]:
+    """`tests.support.children`, but showing each child's output before its log is closed.
+
+    A stopgap: `Children.finish` reads a child's log after closing it, which raises
+    ``ValueError: flush of closed file`` instead of showing the output. Delete this fixture
+    once `tests.support` reads the log first.
+    """
+    kids = Children(tmp_path)
+    yield kids
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.failed:
+        for child in kids.started:
+            child.kill()
+            sys.stderr.write(f"--- output of {child.describe()} ---\n{child.log}\n")
+    kids.finish(failed=False)
 
 
 def cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
@@ -109,91 +114,67 @@ def group_stats(url: str) -> dict[str, dict[str, Any]]:
     return {row["group"]: row for row in json.loads(result.stdout)}
 
 
-class Worker:
-    """A `tidings ...` subprocess; its stdout and stderr go to a file."""
+def declare(url: str, *groups: str, pattern: str = "test.#") -> None:
+    """Create `groups` on the broker, as a worker starting would."""
+    bus = Bus(url, consume=False)
+    for name in groups:
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
-        self.log_path = log
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tidings", *args],
-            cwd=cwd,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        async def handler(event: dict[str, Any]) -> None:
+            pass
 
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        handler.__qualname__ = f"handler_{len(bus.groups)}"
+        bus.subscribe(pattern, group=name)(handler)
 
-    def signal(self, sig: int = signal.SIGTERM) -> None:
-        self.proc.send_signal(sig)
+    async def go() -> None:
+        await bus.start()
+        await bus.close()
 
-    def wait(self, timeout: float = 30.0) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"worker still running after {timeout}s:\n{self.log}") from None
+    asyncio.run(go())
 
-    def stop(self, timeout: float = 30.0) -> int:
-        self.signal(signal.SIGTERM)
-        return self.wait(timeout)
 
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        self._log.close()
+def stop(child: Child, timeout: float = 30.0) -> None:
+    """SIGTERM `child` and fail, showing its output, unless it exits 0 within `timeout`."""
+    child.signal(signal.SIGTERM)
+    child.expect_exit(0, timeout)
 
 
 class Workers:
-    """Starts `tidings` subprocesses in the test's directory, running the test application."""
+    """`tidings` child processes in the test's directory, running the test application
+    (their output is shown when the test fails; see `tests.support.Children`)."""
 
-    def __init__(self, tmp_path: Path, url: str, out: Path) -> None:
+    def __init__(self, children: Children, tmp_path: Path, url: str, out: Path) -> None:
         (tmp_path / "app.py").write_text(APP)
+        self.children = children
         self.cwd = tmp_path
         self.url = url
-        self.env = {
-            **os.environ,
-            "TIDINGS_URL": url,
-            "TIDINGS_TEST_OUT": str(out),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.started: list[Worker] = []
+        self.env = {"TIDINGS_URL": url, "TIDINGS_TEST_OUT": str(out)}
 
-    def start(self, *args: str, env: dict[str, str] | None = None) -> Worker:
-        log = self.cwd / f"worker-{len(self.started)}.log"
-        worker = Worker(list(args), self.cwd, {**self.env, **(env or {})}, log)
-        self.started.append(worker)
-        return worker
+    def start(self, *args: str, env: dict[str, str] | None = None) -> Child:
+        """`tidings ARGS`, started."""
+        return self.children.tidings(*args, cwd=self.cwd, **{**self.env, **(env or {})})
 
     def run(
         self,
         *args: str,
         consumers: dict[str, int] | None = None,
         env: dict[str, str] | None = None,
-    ) -> Worker:
+    ) -> Child:
         """`tidings run app:bus ARGS`, once its groups have the consumers expected."""
         worker = self.start("run", "app:bus", *args, env=env)
         expected = consumers or {g: 1 for g in ("pinger", "echo", "recorder", "slow", "failing")}
 
         def ready() -> bool:
-            if worker.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {worker.proc.returncode}:\n{worker.log}")
+            status = worker.proc.poll()
+            if status is not None:
+                raise AssertionError(f"worker exited with {status}:\n{worker.log}")
             stats = group_stats(self.url)
             return all(stats.get(g, {}).get("consumers", 0) >= n for g, n in expected.items())
 
         wait_for(ready, what=f"consumers {expected}")
         return worker
 
-    def close(self) -> None:
-        for worker in self.started:
-            worker.close()
-
 
 @pytest.fixture
-def workers(tmp_path: Path, db_url: str, out: Path) -> Iterator[Workers]:
-    started = Workers(tmp_path, db_url, out)
-    yield started
-    started.close()
+def workers(children: Children, tmp_path: Path, db_url: str, out: Path) -> Workers:
+    """Workers of the test application on the test's broker file."""
+    return Workers(children, tmp_path, db_url, out)

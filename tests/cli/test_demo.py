@@ -7,19 +7,19 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.servers import RabbitNode, RedisServer, delete_namespace, rabbitmq_node, redis_server  # noqa: F401
+from tests.support import Child, Children, wait_for
 from tidings.examples.plan import Settings
 from tidings.examples.shop.payment import declines
 from tidings.examples.streaming import expected_outcome as streaming_outcome
 
-from .conftest import cli, group_stats, wait_for
+from .conftest import cli, group_stats
 
 
 def shop_plan(seed: int, orders: int) -> dict[str, int]:
@@ -33,112 +33,114 @@ def shop_plan(seed: int, orders: int) -> dict[str, int]:
     }
 
 
-def demo(*args: str, cwd: Path, timeout: float = 100) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tidings", "demo", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+def summary(demo: Child) -> dict[str, Any]:
+    """The JSON summary ``tidings demo --json`` printed (on stdout, which the child's log
+    shares with its log lines on stderr)."""
+    line = next(x for x in reversed(demo.log.splitlines()) if x.startswith('{"scenario"'))
+    return dict(json.loads(line))
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """An empty directory for the demo to run in (the children's logs go beside it)."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
 
 
 @pytest.mark.slow
-def test_demo_shop_on_a_fresh_machine(tmp_path: Path) -> None:
+def test_demo_shop_on_a_fresh_machine(children: Children, work: Path) -> None:
     # Given nothing but the installed package (a temporary broker file by default)
     # When the README's main command runs with 200 orders, in worker processes
-    result = demo("shop", "--orders", "200", "--json", "--time-scale", "0.2", cwd=tmp_path)
+    demo = children.tidings(
+        "demo", "shop", "--orders", "200", "--json", "--time-scale", "0.2", cwd=work
+    )
 
     # Then it exits 0, every order is completed or compensated as the plan says
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["counts"] == shop_plan(7, 200)
-    assert summary["counts"]["completed"] + summary["counts"]["compensated"] == 200
-    assert summary["processes"] == 3
-    assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
+    demo.expect_exit(0, 100)
+    result = summary(demo)
+    assert result["counts"] == shop_plan(7, 200)
+    assert result["counts"]["completed"] + result["counts"]["compensated"] == 200
+    assert result["processes"] == 3
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
     # and it leaves no file behind
-    assert list(tmp_path.iterdir()) == []
+    assert list(work.iterdir()) == []
 
 
 @pytest.mark.slow
-def test_demo_text_summary(tmp_path: Path) -> None:
-    result = demo("--orders", "40", "--processes", "2", "--time-scale", "0.1", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def test_demo_text_summary(children: Children, work: Path) -> None:
+    demo = children.tidings(
+        "demo", "--orders", "40", "--processes", "2", "--time-scale", "0.1", cwd=work
+    )
+    demo.expect_exit(0, 100)
     plan = shop_plan(7, 40)
     assert f"40 orders: {plan['completed']} completed, {plan['compensated']} compensated" in (
-        result.stdout
+        demo.log
     )
-    assert "p50" in result.stdout and "p99" in result.stdout
-    assert "2 worker processes" in result.stdout
+    assert "p50" in demo.log and "p99" in demo.log
+    assert "2 worker processes" in demo.log
 
 
 @pytest.mark.slow
-def test_killing_a_worker_changes_nothing(tmp_path: Path) -> None:
+def test_killing_a_worker_changes_nothing(children: Children, work: Path) -> None:
     # Given the shop demo running in three worker processes on a broker file we can watch
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    log = tmp_path / "demo.log"
+    url = f"sqlite:///{work / 'demo.db'}"
     args = ["--orders", "200", "--processes", "3", "--time-scale", "3", "--seed", "5"]
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tidings", "--log-level", "INFO", "demo", "shop", *args,
-             "--url", url, "--json"],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=err, text=True,
-        )  # fmt: skip
-    try:
-        pids = wait_for(
-            lambda: (
-                [int(p) for p in re.findall(r"started \(pid (\d+)\)", log.read_text())][:3]
-                if log.read_text().count("started (pid") == 3
-                else None
-            ),
-            what="three workers",
-        )
+    demo = children.tidings(
+        "--log-level", "INFO", "demo", "shop", *args, "--url", url, "--json", cwd=work
+    )
+    pids = wait_for(
+        lambda: (
+            [int(p) for p in re.findall(r"started \(pid (\d+)\)", demo.log)][:3]
+            if demo.log.count("started (pid") == 3
+            else None
+        ),
+        what="three workers",
+    )
 
-        # When one worker is killed while deliveries are in flight
-        def busy() -> bool:
-            stats = group_stats(url)
-            return sum(s.get("in_flight", 0) for s in stats.values()) > 0
+    # When one worker is killed while deliveries are in flight
+    def busy() -> bool:
+        stats = group_stats(url)
+        return sum(s.get("in_flight", 0) for s in stats.values()) > 0
 
-        wait_for(busy, what="deliveries in flight")
-        os.kill(pids[1], signal.SIGKILL)
-        stdout, _ = proc.communicate(timeout=100)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    wait_for(busy, what="deliveries in flight")
+    os.kill(pids[1], signal.SIGKILL)
 
     # Then the demo still finishes, with exactly the counts of the plan
-    assert proc.returncode == 0, log.read_text()
-    assert f"(pid {pids[1]}) exited with status -9" in log.read_text()
-    assert json.loads(stdout)["counts"] == shop_plan(5, 200)
+    demo.expect_exit(0, 100)
+    assert f"(pid {pids[1]}) exited with status -9" in demo.log
+    assert summary(demo)["counts"] == shop_plan(5, 200)
 
 
 @pytest.mark.rabbitmq
 @pytest.mark.slow
 async def test_demo_shop_on_rabbitmq(
-    tmp_path: Path,
+    children: Children,
+    work: Path,
     rabbitmq_node: RabbitNode,  # noqa: F811
     redis_server: RedisServer,  # noqa: F811
 ) -> None:
     # Given the private RabbitMQ node, a bus name of our own, and Redis as the dedupe store
     name = f"demo{uuid.uuid4().hex[:10]}"
-    args = ["shop", "--url", rabbitmq_node.url, "--name", name, "--orders", "30"]
+    args = ["demo", "shop", "--url", rabbitmq_node.url, "--name", name, "--orders", "30"]
     try:
         # When the shop demo runs on it without a dedupe store, it refuses in one line
-        refused = await asyncio.to_thread(demo, *args, cwd=tmp_path)
-        assert refused.returncode == 1
-        assert "needs a dedupe store" in refused.stderr and "--dedupe" in refused.stderr
-        assert "Traceback" not in refused.stderr
+        refused = children.tidings(*args, cwd=work)
+        assert await asyncio.to_thread(refused.wait, 100) == 1, refused.log
+        assert "needs a dedupe store" in refused.log and "--dedupe" in refused.log
+        assert "Traceback" not in refused.log
 
         # and with one, in worker processes, every order ends as the plan says
-        result = await asyncio.to_thread(
-            demo, *args, "--dedupe", redis_server.url, "--time-scale", "0.05", "--json",
-            cwd=tmp_path,
-        )  # fmt: skip
+        demo = children.tidings(
+            *args, "--dedupe", redis_server.url, "--time-scale", "0.05", "--json", cwd=work
+        )
+        assert await asyncio.to_thread(demo.wait, 100) == 0, demo.log
     finally:
         await delete_namespace(rabbitmq_node, name)
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["processes"] == 3
-    assert summary["counts"] == shop_plan(7, 30)
-    assert "guest:guest" not in result.stdout
+    result = summary(demo)
+    assert result["processes"] == 3
+    assert result["counts"] == shop_plan(7, 30)
+    assert "guest:guest" not in demo.log
 
 
 def test_demo_on_the_memory_transport_runs_in_process() -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Workers, cli, group_stats, wait_for
+from tests.support import wait_for
+
+from .conftest import Workers, cli, group_stats, stop
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +82,7 @@ def test_dead_letters_listed_shown_replayed_and_purged(
     assert not (out / "fixed-2").exists()
     empty = cli("dlq", "list", "failing", "--url", db_url)
     assert "no dead letters in failing" in empty.stdout
-    assert worker.stop() == 0
+    stop(worker)
 
 
 def test_replay_all_puts_entries_back_in_the_group(
@@ -91,7 +93,7 @@ def test_replay_all_puts_entries_back_in_the_group(
     worker = workers.run(consumers={"failing": 1})
     assert cli("publish", "test.fail", "-d", '{"n": 9}', "--url", db_url).exit_code == 0
     wait_for(lambda: dead_letters(db_url), what="a dead letter")
-    assert worker.stop() == 0
+    stop(worker)
 
     # When every entry is replayed
     result = cli("dlq", "replay", "failing", "--all", "--url", db_url)
@@ -113,7 +115,7 @@ def test_replay_and_purge_need_ids_or_all(db_url: str, args: list[str]) -> None:
 
 def test_show_of_a_missing_entry_is_one_line(workers: Workers, db_url: str) -> None:
     worker = workers.run(consumers={"failing": 1})
-    assert worker.stop() == 0
+    stop(worker)
     result = cli("dlq", "show", "failing", "no-such-entry", "--url", db_url)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")

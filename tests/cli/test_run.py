@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Workers, cli, group_stats, wait_for
+from tests.support import wait_for
+
+from .conftest import Workers, cli, group_stats, stop
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +30,7 @@ def test_run_handles_what_publish_sends(workers: Workers, db_url: str, out: Path
     assert record["id"] == event_id
     assert record["replayed"] is False
     wait_for(lambda: (out / "echo-1").exists(), what="echo handled")
-    assert worker.stop() == 0
+    stop(worker)
     assert "worker started" in worker.log
     assert "pinger" in worker.log and db_url in worker.log
     assert "worker stopped" in worker.log
@@ -65,7 +67,7 @@ def test_run_only_the_groups_asked_for(workers: Workers, db_url: str, out: Path)
     assert stats["echo"]["consumers"] == 0
     assert stats["echo"]["ready"] == 1
     assert not (out / "echo-2").exists()
-    assert worker.stop() == 0
+    stop(worker)
 
 
 def test_url_overrides_the_bus_url(workers: Workers, db_url: str, tmp_path: Path) -> None:
@@ -78,7 +80,7 @@ def test_url_overrides_the_bus_url(workers: Workers, db_url: str, tmp_path: Path
     # Then its consumers are on the URL given (`run` waited for them there)
     assert f"on {db_url}" in worker.log
     assert group_stats(other) == {}
-    assert worker.stop() == 0
+    stop(worker)
 
 
 def test_sigterm_lets_the_in_flight_handler_finish(
@@ -95,7 +97,7 @@ def test_sigterm_lets_the_in_flight_handler_finish(
     worker.signal(signal.SIGTERM)
 
     # Then the handler finishes, and the worker exits 0 well within the drain timeout
-    assert worker.wait(20) == 0, worker.log
+    worker.expect_exit(0, 20)
     assert time.monotonic() - stopped_at < 15
     assert (out / "slow-finished").exists()
     assert "SIGTERM received" in worker.log
@@ -113,7 +115,7 @@ def test_drain_timeout_bounds_the_shutdown(workers: Workers, db_url: str, out: P
     worker.signal(signal.SIGINT)
 
     # Then it gives up on the handler after the drain timeout and exits 0
-    assert worker.wait(20) == 0, worker.log
+    worker.expect_exit(0, 20)
     assert not (out / "slow-finished").exists()
 
 
@@ -129,8 +131,8 @@ def test_processes_runs_several_workers(workers: Workers, db_url: str, out: Path
 
     # Then they are all handled, by child processes, and SIGTERM stops every worker with 0
     records = [wait_for(lambda n=n: _read_json(out / f"pinger-{n}.json")) for n in range(6)]
-    assert supervisor.proc.pid not in {r["pid"] for r in records}
-    assert supervisor.stop() == 0, supervisor.log
+    assert supervisor.pid not in {r["pid"] for r in records}
+    stop(supervisor)
     assert supervisor.log.count("worker stopped") == 2
     assert "all 2 worker processes stopped" in supervisor.log
     assert group_stats(db_url)["pinger"]["consumers"] == 0
@@ -142,7 +144,7 @@ def test_a_failing_child_fails_the_supervisor(workers: Workers) -> None:
     supervisor = workers.start("run", "app:bus", "--processes", "2", "--url", bad)
 
     # Then the supervisor exits 1
-    assert supervisor.wait(30) == 1, supervisor.log
+    supervisor.expect_exit(1, 30)
     assert "error:" in supervisor.log
 
 
@@ -156,7 +158,7 @@ def test_a_failing_child_fails_the_supervisor(workers: Workers) -> None:
 )
 def test_run_reports_a_bad_target_in_one_line(workers: Workers, target: str, message: str) -> None:
     worker = workers.start("run", target)
-    assert worker.wait(30) == 1
+    worker.expect_exit(1, 30)
     lines = worker.log.strip().splitlines()
     assert lines == [f"error: {message}"] or (
         len(lines) == 1 and lines[0].startswith(f"error: {message}")
@@ -165,7 +167,7 @@ def test_run_reports_a_bad_target_in_one_line(workers: Workers, target: str, mes
 
 def test_run_refuses_an_unknown_group(workers: Workers) -> None:
     worker = workers.start("run", "app:bus", "--group", "nope")
-    assert worker.wait(30) == 1
+    worker.expect_exit(1, 30)
     assert worker.log.strip().startswith("error: no group named 'nope'")
     assert "Traceback" not in worker.log
 

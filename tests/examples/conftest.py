@@ -7,8 +7,6 @@ as the dedupe store of the idempotent groups.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
@@ -23,6 +21,9 @@ from tests.servers import (  # noqa: F401 - session fixtures used through getfix
     redis_server,
 )
 from tidings import Bus, Context, Middleware, Outcome
+
+# Seconds a scenario may take to settle (RabbitMQ on a loaded machine is the slowest).
+SETTLE = 20.0
 
 TRANSPORTS = ["memory", "sqlite", pytest.param("amqp", marks=pytest.mark.rabbitmq)]
 
@@ -63,22 +64,6 @@ def url(broker: Broker) -> str:
 def bus_options(broker: Broker) -> dict[str, Any]:
     """What `create_bus` needs besides the URL on this broker (nothing on memory, sqlite)."""
     return dict(broker.options)
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool] | bool], timeout: float = 20.0, what: str = ""
-) -> None:
-    """Wait until `condition` holds, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if not isinstance(value, bool):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        await asyncio.sleep(0.02)
 
 
 async def idle(bus: Bus, groups: Iterable[str]) -> bool:

@@ -6,13 +6,14 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
+from tests.support import eventually
 from tidings.examples.plan import Settings
 from tidings.examples.shop import create_bus, expected_outcome
 from tidings.examples.shop.events import OrderPlaced
 from tidings.examples.shop.orders import make_order, place_order
 from tidings.testing import TestBus
 
-from .conftest import Handled, eventually, idle, keys_seen
+from .conftest import SETTLE, Handled, idle, keys_seen
 
 GROUPS = ("inventory", "payment", "shipping", "orders", "notification")
 SEED = 11
@@ -44,8 +45,8 @@ async def test_every_order_is_completed_or_compensated(
             done = seen.get("order.completed", set()) | seen.get("order.cancelled", set())
             return len(done) == count
 
-        await eventually(ended, what="every order completed or cancelled")
-        await eventually(lambda: idle(bus, (*GROUPS, "audit")), what="idle groups")
+        await eventually(ended, SETTLE, what="every order completed or cancelled")
+        await eventually(lambda: idle(bus, (*GROUPS, "audit")), SETTLE, what="idle groups")
         dead = [e for g in GROUPS for e in await bus.dead_letters(g).list()]
 
     # Then the declined orders (and only those) were compensated, the rest completed

@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tests.support import eventually
 from tidings.examples.plan import Settings
 from tidings.examples.signup import create_bus
 from tidings.examples.signup.api import make_user, sign_up
 from tidings.examples.signup.mailer import SEND_SECONDS
 
-from .conftest import eventually, idle, keys_seen
+from .conftest import SETTLE, idle, keys_seen
 
 
 async def test_signups_succeed_while_email_is_down(url: str, bus_options: dict[str, Any]) -> None:
@@ -33,7 +34,7 @@ async def test_signups_succeed_while_email_is_down(url: str, bus_options: dict[s
         assert time.monotonic() - started < count * SEND_SECONDS * settings.time_scale
 
         # Then points are credited, and the e-mails wait in the email group's queue
-        await eventually(lambda: seen.get("points.awarded") == ids, what="points")
+        await eventually(lambda: seen.get("points.awarded") == ids, SETTLE, what="points")
         email = {s.group: s for s in await bus.stats()}["email"]
         assert email.ready == count and "email.sent" not in seen
     finally:
@@ -44,6 +45,6 @@ async def test_signups_succeed_while_email_is_down(url: str, bus_options: dict[s
     back.subscribe("email.sent", group="audit-email")(keys_seen(seen, "user_id"))
     async with back:
         # Then every welcome e-mail goes out, once per user
-        await eventually(lambda: seen.get("email.sent") == ids, what="e-mails sent")
-        await eventually(lambda: idle(back, ["email", "audit-email"]), what="idle")
+        await eventually(lambda: seen.get("email.sent") == ids, SETTLE, what="e-mails sent")
+        await eventually(lambda: idle(back, ["email", "audit-email"]), SETTLE, what="idle")
         assert await back.dead_letters("email").list() == []

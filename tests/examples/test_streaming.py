@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from tests.support import eventually
 from tidings.examples.plan import Settings
 from tidings.examples.streaming import create_bus
 from tidings.examples.streaming.video import make_watch, start_watching
 
-from .conftest import Handled, eventually, idle, keys_seen
+from .conftest import SETTLE, Handled, idle, keys_seen
 
 GROUPS = ("recommendation", "notification", "analytics")
 SEED = 3
@@ -56,7 +57,7 @@ async def test_flaky_analytics_does_not_disturb_the_others(
             )
             return analysed == count and len(notified) == 2 * count and await idle(bus, groups)
 
-        await eventually(settled, what="every watch through every group")
+        await eventually(settled, SETTLE, what="every watch through every group")
         dead = {g: await bus.dead_letters(g).list(limit=1000) for g in GROUPS}
 
     # Then recommendation and notification got every watch

@@ -1,0 +1,66 @@
+"""`tidings queues`: every group's counters as a table or JSON, once or refreshed."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from tests.support import Children, wait_for
+
+from .conftest import cli, declare
+
+
+def test_queues_table_and_json(db_url: str) -> None:
+    # Given two groups, one with a waiting event
+    long_name = "a-group-with-a-very-long-name-" + "x" * 150
+    declare(db_url, "alpha", long_name)
+    assert cli("publish", "test.one", "--url", db_url).exit_code == 0
+
+    # When the queues are listed as a table (not on a terminal)
+    table = cli("queues", "--url", db_url)
+
+    # Then every column is there, nothing is cut, and the alert for no consumers shows
+    assert table.exit_code == 0, table.output
+    for header in ("group", "ready", "in flight", "scheduled", "dead", "consumers", "alerts"):
+        assert header in table.stdout
+    assert long_name in table.stdout
+    assert "…" not in table.stdout
+    alpha = next(line for line in table.stdout.splitlines() if line.strip().startswith("alpha"))
+    assert "no consumers while 1 messages wait" in alpha
+
+    # And as JSON, one object per group with the GroupStats fields
+    rows = json.loads(cli("queues", "--json", "--url", db_url).stdout)
+    by_group = {r["group"]: r for r in rows}
+    assert set(by_group) >= {"alpha", long_name}
+    assert by_group["alpha"]["ready"] == 1
+    assert by_group["alpha"]["consumers"] == 0
+    assert set(by_group["alpha"]) >= {
+        "in_flight", "scheduled", "dead", "oldest_age", "publish_rate", "ack_rate", "alerts",
+    }  # fmt: skip
+    assert by_group["alpha"]["alerts"] == ["no consumers while 1 messages wait"]
+
+
+def test_queues_on_an_empty_broker(db_url: str) -> None:
+    result = cli("queues", "--url", db_url)
+    assert result.exit_code == 0
+    assert "no groups" in result.stdout
+    assert json.loads(cli("queues", "--json", "--url", db_url).stdout) == []
+
+
+def test_queues_watch_refreshes_until_ctrl_c(db_url: str, children: Children) -> None:
+    # Given a group, and `queues --watch` running
+    declare(db_url, "alpha")
+    watch = children.tidings("queues", "--watch", "--json", "--interval", "0.1", "--url", db_url)
+
+    # When it has refreshed a few times, with an event published in between
+    wait_for(lambda: len(watch.log.splitlines()) >= 2, what="two refreshes")
+    assert cli("publish", "test.one", "--url", db_url).exit_code == 0
+    wait_for(
+        lambda: any(json.loads(x)[0]["ready"] == 1 for x in watch.log.splitlines()),
+        what="a refresh showing the event",
+    )
+
+    # Then Ctrl-C ends it quietly with status 0
+    watch.signal(signal.SIGINT)
+    watch.expect_exit(0, 20)
+    assert "Traceback" not in watch.log
