@@ -46,7 +46,7 @@ from tidings.transports import (  # noqa: E402
     OutgoingMessage,
     TransportOptions,  # noqa: E402
 )
-from tidings.transports.sqlite import SqliteTransport  # noqa: E402
+from tidings.transports.sqlite import SqliteOptions, SqliteTransport  # noqa: E402
 
 GROUP = GroupSpec("bench", ("bench.#",))
 
@@ -59,9 +59,9 @@ def _group() -> GroupSpec:
 BODY_SIZE = 1024
 
 
-def _options() -> TransportOptions:
+def _settings() -> SqliteOptions:
     durable = os.environ.get("BENCH_DURABLE_SETTLE") == "1"  # set by --durable-settle
-    return TransportOptions(extra={"durable_settle": durable})
+    return SqliteOptions(durable_settle=durable)
 
 
 def _body() -> bytes:
@@ -74,7 +74,7 @@ def _message() -> OutgoingMessage:
 
 async def worker(url: str, expected: int) -> None:
     """Ack `expected` deliveries, then print a JSON line with timings and latencies."""
-    transport = SqliteTransport(url, _options())
+    transport = SqliteTransport(url, TransportOptions(), _settings())
     await transport.open()
     done = asyncio.Event()
     latencies: list[float] = []
@@ -116,7 +116,7 @@ def _finish_worker(proc: subprocess.Popen[str]) -> dict[str, object]:
 
 
 async def _publisher(url: str, run: str, n: int, window: int, rate: float) -> float:
-    transport = SqliteTransport(url, _options())
+    transport = SqliteTransport(url, TransportOptions(), _settings())
     await transport.open()
     await transport.declare([_group()])
     start = time.time()
@@ -164,7 +164,7 @@ def measure(
 
 
 async def _declare(url: str) -> None:
-    transport = SqliteTransport(url, _options())
+    transport = SqliteTransport(url, TransportOptions(), _settings())
     await transport.open()
     await transport.declare([_group()])
     await transport.close()

@@ -33,7 +33,7 @@ from ._core.dlq import DeadLetter, _to_public
 from .transports._failure import Failure
 from .transports._message import Delivery, OutgoingMessage
 from .transports._options import TransportOptions
-from .transports.memory._transport import MemoryBroker, MemoryTransport
+from .transports.memory import MemoryBroker, MemoryTransport
 
 __all__ = ["ManualClock", "PublishedMessage", "TestBus"]
 

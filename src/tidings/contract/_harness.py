@@ -13,11 +13,7 @@ from typing import Any, Self
 from .._clock import Clock, ManualClock, SystemClock
 from .._core.bus import Bus
 from .._core.retry import Retry
-from ..transports._message import Delivery
-from ..transports._options import TransportOptions
-from ..transports._registry import open_transport
-from ..transports._stats import GroupStats
-from ..transports._transport import Transport
+from ..transports import Delivery, GroupStats, Transport, TransportFactory, open_transport
 
 __all__ = ["FixedDelay", "Harness", "Inbox", "eventually"]
 
@@ -64,7 +60,11 @@ class Harness:
     polls. A harness on a `ManualClock` overrides `tick` to move the clock instead.
 
     Args:
-        url: the bus URL of the broker under test.
+        url: the bus URL of the broker under test: a registered scheme (or one an installed
+            package declares as an entry point), unless `factory` is given.
+        factory: build transports with this factory (``factory(url, options)``, see
+            `tidings.transports.TransportFactory`) instead of the one registered for the
+            URL's scheme; buses get it as ``Bus(url, transport=factory)``.
         clock: the clock handed to every bus and transport (default: the real clock).
         bus_options: keyword options given to every `Bus` (e.g. a unique ``name`` so tests on
             a shared server do not see each other's queues, or ``dedupe=`` for transports
@@ -76,11 +76,13 @@ class Harness:
         self,
         url: str,
         *,
+        factory: TransportFactory | None = None,
         clock: Clock | None = None,
         bus_options: Mapping[str, Any] | None = None,
         timeout: float = 10.0,
     ) -> None:
         self.url = url
+        self.factory = factory
         self.clock = clock or SystemClock()
         self.bus_options: dict[str, Any] = dict(bus_options or {})
         self.timeout = timeout
@@ -96,17 +98,21 @@ class Harness:
         """
         merged = {**self.bus_options, **options}
         merged.setdefault("clock", self.clock)
+        if self.factory is not None:
+            merged.setdefault("transport", self.factory)
         bus = Bus(self.url, **merged)
         self._buses.append(bus)
         return bus
 
     async def make_transport(self, **options: Any) -> Transport:
-        """A new, opened transport on the broker. `options` are `TransportOptions` fields
-        (``lease``, ``retention``, ``max_message_size``, ...); the harness closes it after
-        the test."""
+        """A new, opened transport on the broker, built by `factory` (or the one registered
+        for the URL's scheme). `options` go to the factory: common settings (``lease``,
+        ``retention``, ``max_message_size``, ...) and the transport's own; the bus's
+        ``name`` and the harness clock unless given. The harness closes it after the test."""
         options.setdefault("name", self.bus_options.get("name", "tidings"))
         options.setdefault("clock", self.clock)
-        transport = open_transport(self.url, TransportOptions(**options))
+        make = self.factory or open_transport
+        transport = make(self.url, options)
         await transport.open()
         self._transports.append(transport)
         return transport
@@ -192,27 +198,44 @@ async def group_stats(source: Bus | Transport, group: str) -> GroupStats:
 
 
 class Inbox:
-    """A `Deliver` callback for transport-level tests: records each delivery and holds it
-    unsettled until the test settles it with `ack` or `settle(delivery, action)`.
+    """A `Deliver` callback for transport-level tests: records each delivery (and when it
+    came, in `time.monotonic` seconds) and holds it unsettled until the test settles it with
+    `ack` or `settle(delivery, action)`.
 
-    With ``auto_ack=True`` every delivery is acknowledged as soon as it is recorded.
+    With ``auto_ack=True`` every delivery is acknowledged as soon as it is recorded; with
+    ``settle_with=action`` every delivery is settled with ``await action(delivery)`` (e.g.
+    ``transport.dead_letter`` with a failure, or a callback that decides per delivery).
     """
 
-    def __init__(self, transport: Transport, *, auto_ack: bool = False) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        auto_ack: bool = False,
+        settle_with: Callable[[Delivery], Awaitable[None]] | None = None,
+    ) -> None:
         self.transport = transport
         self.auto_ack = auto_ack
+        self.settle_with = transport.ack if auto_ack and settle_with is None else settle_with
         self.got: list[Delivery] = []
+        self.times: list[float] = []
         self._gates: dict[int, asyncio.Future[Callable[[Delivery], Awaitable[None]]]] = {}
 
     async def __call__(self, delivery: Delivery) -> None:
         self.got.append(delivery)
-        if self.auto_ack:
-            await self.transport.ack(delivery)
+        self.times.append(time.monotonic())
+        if self.settle_with is not None:
+            await self.settle_with(delivery)
             return
         gate = asyncio.get_running_loop().create_future()
         self._gates[id(delivery)] = gate
         action = await gate
         await action(delivery)
+
+    @property
+    def ids(self) -> list[str | None]:
+        """The ids of the deliveries received, in order."""
+        return [d.id for d in self.got]
 
     def settle(self, delivery: Delivery, action: Callable[[Delivery], Awaitable[None]]) -> None:
         """Let the callback holding `delivery` run `action(delivery)` and return."""

@@ -18,24 +18,27 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aio_pika.abc import AbstractRobustChannel
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq.abc import DeliveredMessage
 
+from ..._clock import Clock
 from .._failure import Failure
 from .._group import GroupSpec
 from .._message import Delivery
 from .._transport import Consumer, Deliver
 from ._acks import AckBatcher
+from ._aiormq import consume
 from ._wire import DUE_SLACK, due_in, incoming_to_delivery
 
-if TYPE_CHECKING:
-    from ._transport import RabbitMQTransport
+__all__ = ["DelayAgain", "Handle", "RabbitConsumer"]
 
-__all__ = ["Handle", "RabbitConsumer"]
+DelayAgain = Callable[["RabbitConsumer", DeliveredMessage, float], Coroutine[Any, Any, None]]
+"""Sends a message that arrived early back through a delay tier for the seconds it still has
+to wait, then acknowledges it on its consumer."""
 
 log = logging.getLogger("tidings.rabbitmq")
 
@@ -63,12 +66,33 @@ class _Keys:
 
 
 class RabbitConsumer(Consumer):
-    """A running consumer of one group on its own channel."""
+    """A running consumer of one group on its own channel.
+
+    Args:
+        spec: the group.
+        deliver: the callback of each delivery.
+        queues: the group's queues (its partitions, for an ordered group).
+        connection: the transport's connection, to open the channel on.
+        delay_again: what to do with a message that arrived before it is due.
+        forget: called once the consumer has stopped.
+        clock: the transport's clock (due times are on it).
+    """
 
     def __init__(
-        self, transport: RabbitMQTransport, spec: GroupSpec, deliver: Deliver, queues: list[str]
+        self,
+        spec: GroupSpec,
+        deliver: Deliver,
+        queues: list[str],
+        *,
+        connection: Callable[[], AbstractRobustConnection],
+        delay_again: DelayAgain,
+        forget: Callable[[RabbitConsumer], None],
+        clock: Clock,
     ) -> None:
-        self._t = transport
+        self._connection = connection
+        self._delay_again = delay_again
+        self._forget = forget
+        self._clock = clock
         self.spec = spec
         self._deliver = deliver
         self._queue_names = queues
@@ -83,7 +107,7 @@ class RabbitConsumer(Consumer):
         self._stopping = False
 
     async def start(self) -> None:
-        channel = await self._t.connection_for_consumers().channel()
+        channel = await self._connection().channel()
         assert isinstance(channel, AbstractRobustChannel)
         self._channel = channel
         # global_: one window over every partition queue of the group, not one per queue.
@@ -96,13 +120,7 @@ class RabbitConsumer(Consumer):
     async def _attach(self) -> None:
         assert self._channel is not None
         underlay = await self._channel.get_underlay_channel()
-        tags = []
-        for name in self._queue_names:
-            await underlay.queue_declare(name, passive=True)
-            ok = await underlay.basic_consume(name, self._on_message)
-            assert ok.consumer_tag is not None
-            tags.append(ok.consumer_tag)
-        self._tags = tags
+        self._tags = [await consume(underlay, name, self._on_message) for name in self._queue_names]
 
     async def _reattach(self, *_: Any) -> None:
         if self._stopping:
@@ -121,9 +139,9 @@ class RabbitConsumer(Consumer):
         # handler runs in a task of ours (`_dispatch`), so a lost connection does not cancel it.
         if self._stopping:
             return  # left unacknowledged: closing the channel requeues it
-        remaining = due_in(message)
+        remaining = due_in(message, self._clock.time())
         if remaining > DUE_SLACK:
-            self._spawn(self._t.delay_again(self, message, remaining))
+            self._spawn(self._delay_again(self, message, remaining))
             return
         handle = Handle(self, message, None)
         delivery = incoming_to_delivery(self.spec.name, message, handle)
@@ -250,4 +268,4 @@ class RabbitConsumer(Consumer):
         if self._channel is not None:
             with contextlib.suppress(Exception):
                 await self._channel.close()
-        self._t.forget(self)
+        self._forget(self)

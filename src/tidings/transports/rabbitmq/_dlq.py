@@ -11,11 +11,10 @@ in another process at that moment sees fewer entries (it waits `BROWSE_WAIT` for
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,7 +29,7 @@ from aio_pika.abc import (
 from ..._exceptions import DeadLetterNotFound
 from .._failure import Failure, RawDeadLetter
 from .._message import Delivery, OutgoingMessage
-from ._topology import translate
+from ._errors import translate
 from ._wire import (
     H_ATTEMPT,
     H_DUE_AT,
@@ -47,7 +46,7 @@ from ._wire import (
 __all__ = [
     "BROWSE_WAIT",
     "Browse",
-    "DeadLetterOps",
+    "DeadLetterQueues",
     "dead_letter_headers",
     "to_raw_dead_letter",
 ]
@@ -160,27 +159,35 @@ class Browse:
             self._channel = None
 
 
-class DeadLetterOps(abc.ABC):
-    """The DLQ half of `RabbitMQTransport`: list, get, replay and purge through a browse.
+class DeadLetterQueues:
+    """The DLQs of one transport: list, get, replay and purge through a browse.
 
-    One browse at a time per transport (`_dlq_lock`); replay acknowledges a DLQ message only
-    after the broker confirmed the message that replaces it.
+    One browse at a time per transport; replay acknowledges a DLQ message only after the
+    broker confirmed the message that replaces it.
+
+    Args:
+        names: the bus's exchange and queue names.
+        url: the broker URL, for error messages.
+        connection: the transport's connection, to open browse channels on.
+        publish: the transport's confirmed publish; replay sends through it.
     """
 
-    names: Names
-    url: str
-    _dlq_lock: asyncio.Lock
-
-    @abc.abstractmethod
-    def connection_for_consumers(self) -> AbstractRobustConnection:
-        """The connection DLQ browses open their channels on (the transport's)."""
-
-    @abc.abstractmethod
-    async def publish(self, messages: Sequence[OutgoingMessage]) -> list[bool]:
-        """Publish with confirms (the transport's); replay sends through it."""
+    def __init__(
+        self,
+        names: Names,
+        url: str,
+        *,
+        connection: Callable[[], AbstractRobustConnection],
+        publish: Callable[[Sequence[OutgoingMessage]], Awaitable[list[bool]]],
+    ) -> None:
+        self.names = names
+        self.url = url
+        self._connection = connection
+        self._publish = publish
+        self._dlq_lock = asyncio.Lock()
 
     async def _browse(self, group: str, want: int | None) -> Browse | None:
-        browse = Browse(self.connection_for_consumers(), self.names.dlq(group), group)
+        browse = Browse(self._connection(), self.names.dlq(group), group)
         try:
             await browse.open(want)
         except aiormq.exceptions.ChannelNotFoundEntity:
@@ -191,7 +198,7 @@ class DeadLetterOps(abc.ABC):
             raise translate(exc, self.url, f"reading the dead letters of {group!r}") from exc
         return browse
 
-    async def dlq_list(self, group: str, limit: int, offset: int) -> list[RawDeadLetter]:
+    async def entries(self, group: str, limit: int, offset: int) -> list[RawDeadLetter]:
         async with self._dlq_lock:
             browse = await self._browse(group, offset + limit)
             if browse is None:
@@ -201,7 +208,7 @@ class DeadLetterOps(abc.ABC):
             finally:
                 await browse.close()
 
-    async def dlq_get(self, group: str, entry_id: str) -> RawDeadLetter:
+    async def get(self, group: str, entry_id: str) -> RawDeadLetter:
         async with self._dlq_lock:
             browse = await self._browse(group, None)
             if browse is not None:
@@ -213,7 +220,7 @@ class DeadLetterOps(abc.ABC):
                     await browse.close()
         raise DeadLetterNotFound(f"no dead letter {entry_id!r} in group {group!r}")
 
-    async def dlq_replay(
+    async def replay(
         self,
         group: str,
         entry_ids: Sequence[str] | None,
@@ -230,7 +237,7 @@ class DeadLetterOps(abc.ABC):
                     if wanted is not None and raw.entry_id not in wanted:
                         continue
                     out = replace(rebuild(raw), group=group, delay=0.0)
-                    (routed,) = await self.publish([out])
+                    (routed,) = await self._publish([out])
                     if not routed:
                         raise DeadLetterNotFound(f"group {group!r} has no queue to replay into")
                     await message.ack()  # only after the broker confirmed the new message
@@ -239,7 +246,7 @@ class DeadLetterOps(abc.ABC):
                 await browse.close()
         return moved
 
-    async def dlq_purge(self, group: str, entry_ids: Sequence[str] | None) -> int:
+    async def purge(self, group: str, entry_ids: Sequence[str] | None) -> int:
         wanted = None if entry_ids is None else set(entry_ids)
         purged = 0
         async with self._dlq_lock:

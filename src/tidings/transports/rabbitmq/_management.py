@@ -1,15 +1,8 @@
-"""Group counters from RabbitMQ, and the optional management API.
+"""A small client of RabbitMQ's management HTTP API, used only when it answers.
 
-From AMQP (exact, always): ``ready`` (the group queue's, or partitions', message count),
-``consumers``, ``scheduled`` (messages in the group's own delay-tier queues, plus ordered
-retries waiting in place in this process) and ``dead`` (the DLQ's depth). AMQP cannot tell
-unacknowledged messages, so ``in_flight`` is what this process's consumers hold; for a group
-this process does not consume, it comes from the management API when that answers (sampled
-by the broker every ``collect_statistics_interval``), else 0. Rates and the discovery of
-groups declared by other processes also come from the management API; without it, stats list
-the groups this transport declared or consumed and leave the rates None. ``oldest_age`` comes
-from the management API's ``head_message_timestamp`` (our ``timestamp`` property, whole
-seconds) of the group's queues, else 0.
+AMQP cannot list queues or bindings, tell unacknowledged counts or rates; the management API
+can (sampled by the broker every ``collect_statistics_interval``). When it does not answer,
+it is left alone for `RETRY_AFTER` seconds and callers do without (see `_stats`).
 """
 
 from __future__ import annotations

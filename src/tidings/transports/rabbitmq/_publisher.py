@@ -1,68 +1,54 @@
-"""Pipelined publishing on one confirm channel: a burst of publishes leaves in one write.
+"""Publishing with confirms: bursts batched per event-loop turn, unconfirmed messages retried
+across a reconnect.
 
-aiormq sends every ``basic_publish`` as its own socket write and holds the channel lock until
-that write has drained, so publishes from concurrent tasks leave one system call each. Here a
-publish is only queued; a flush task, started by the first publish of a burst, runs once the
-tasks ready in the same event-loop turn have queued theirs, numbers the whole batch with
-consecutive delivery tags, registers one confirmation future per message with the channel
-(so returns, nacks and a closed channel reach them exactly as they reach aiormq's own
-publishes) and writes all their frames in one `ChannelFrame`. Publishes queued while a batch
-is being written go in the next one, so a busy publisher batches more, an idle one adds no
-delay.
-
-This uses the channel's publishing state (``lock``, ``delivery_tag``, ``confirmations``,
-``message_id_delivery_tag``, ``write_queue``) the way ``aiormq.Channel.basic_publish`` does;
-`supported` checks those are there, and the transport falls back to ``basic_publish``
-otherwise.
+`BatchPublisher` only queues a publish; a flush task, started by the first publish of a
+burst, runs once the tasks ready in the same event-loop turn have queued theirs and hands the
+whole batch to `send_publishes` (one socket write where aiormq allows it: see `_aiormq`).
+Publishes queued while a batch is being written go in the next one, so a busy publisher
+batches more, an idle one adds no delay. `ConfirmedPublisher` sends everything, then awaits
+every confirm, and sends again what a lost connection left unconfirmed until its deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from functools import partial
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiormq
-from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
-from pamqp.body import ContentBody
-from pamqp.header import ContentHeader
 
-from .._futures import relay
+from ..._exceptions import BrokerUnavailable
+from .._urls import mask_url
+from ._aiormq import PendingPublish, send_publishes
+from ._errors import translate
 
-__all__ = ["BatchPublisher", "Outbound", "supported"]
+__all__ = ["BatchPublisher", "ConfirmedPublisher", "Outbound"]
 
 Outbound = tuple[str, str, bytes, spec.Basic.Properties]
 """One message to publish: (exchange, routing key, body, properties)."""
 
 MAX_BATCH_BYTES = 1 << 20
-"""A flush writes at most about this many body bytes per `ChannelFrame` (a large batch is cut
-into several writes, so a burst of big messages is not copied into one huge buffer)."""
+"""A flush writes at most about this many body bytes at once (a large batch is cut into
+several writes, so a burst of big messages is not copied into one huge buffer)."""
 
-_STATE = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag", "write_queue")
-
-
-def supported(channel: Any) -> bool:
-    """Whether `channel` (an aiormq channel) has the publishing state this module uses."""
-    return all(hasattr(channel, name) for name in _STATE) and hasattr(channel, "create_future")
-
-
-@dataclass(slots=True, eq=False)
-class _Queued:
-    exchange: str
-    routing_key: str
-    body: bytes
-    properties: spec.Basic.Properties
-    outcome: asyncio.Future[Any]
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    OSError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.ConnectionClosed,
+    RuntimeError,
+    TimeoutError,
+)
+"""Errors after which a publish is tried again once the connection is back."""
 
 
-def _chunks(queued: list[_Queued]) -> list[list[_Queued]]:
+def _chunks(queued: list[PendingPublish]) -> list[list[PendingPublish]]:
     """`queued` cut into batches of about `MAX_BATCH_BYTES` of bodies each."""
-    batches: list[list[_Queued]] = [[]]
+    batches: list[list[PendingPublish]] = [[]]
     size = 0
     for item in queued:
         if size >= MAX_BATCH_BYTES:
@@ -73,30 +59,17 @@ def _chunks(queued: list[_Queued]) -> list[list[_Queued]]:
     return batches
 
 
-def _forget(channel: Any, message_id: str, tag: int) -> None:
-    """Drop the message id -> delivery tag entry aiormq uses to match returns."""
-    if channel.message_id_delivery_tag.get(message_id) == tag:
-        channel.message_id_delivery_tag.pop(message_id, None)
-
-
-def _answered(
-    channel: Any,
-    message_id: str,
-    tag: int,
-    outcome: asyncio.Future[Any],
-    confirmation: asyncio.Future[Any],
-) -> None:
-    """The broker answered one publish: forget its id, tell its publisher."""
-    _forget(channel, message_id, tag)
-    relay(confirmation, outcome)
-
-
 class BatchPublisher:
-    """Queues publishes and writes each burst in one go; see the module docstring."""
+    """Queues publishes and writes each burst in one go; see the module docstring.
+
+    Args:
+        underlay: returns the confirm channel's current aiormq channel (raising while it
+            is down).
+    """
 
     def __init__(self, underlay: Callable[[], Awaitable[Any]]) -> None:
         self._underlay = underlay
-        self._queue: list[_Queued] = []
+        self._queue: list[PendingPublish] = []
         self._flusher: asyncio.Task[None] | None = None
 
     def submit(
@@ -107,12 +80,13 @@ class BatchPublisher:
         (nacked) or the error that closed the channel."""
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[Any] = loop.create_future()
-        self._queue.append(_Queued(exchange, routing_key, body, properties, outcome))
+        self._queue.append(PendingPublish(exchange, routing_key, body, properties, outcome))
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush())
         return outcome
 
     async def close(self) -> None:
+        """Stop flushing and fail whatever is still queued."""
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
             flusher.cancel()
@@ -141,93 +115,104 @@ class BatchPublisher:
                     self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     @staticmethod
-    def _fail(batch: list[_Queued], exc: BaseException) -> None:
+    def _fail(batch: list[PendingPublish], exc: BaseException) -> None:
         if isinstance(exc, asyncio.CancelledError):
             exc = aiormq.exceptions.ChannelInvalidStateError("the publisher was closed")
         for item in batch:
             if not item.outcome.done():
                 item.outcome.set_exception(exc)
 
-    async def _write(self, batch: list[_Queued]) -> None:
-        channel = await self._underlay()
-        if not supported(channel):
-            await self._write_one_by_one(channel, batch)
-            return
-        async with channel.lock:
-            if channel.is_closed:
-                raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
-            frames: list[Any] = []
-            registered: list[tuple[int, str]] = []
-            limit = channel.max_content_size
-            for item in batch:
-                if item.outcome.done():
-                    continue  # its publisher was cancelled before it was sent
-                properties = item.properties
-                if not properties.message_id:
-                    # aiormq matches a returned message to its publish by message id.
-                    properties.message_id = uuid.uuid4().hex
-                channel.delivery_tag += 1
-                tag = channel.delivery_tag
-                confirmation = channel.create_future()
-                channel.confirmations[tag] = confirmation
-                channel.message_id_delivery_tag[properties.message_id] = tag
-                registered.append((tag, properties.message_id))
-                confirmation.add_done_callback(
-                    partial(_answered, channel, properties.message_id, tag, item.outcome)
-                )
-                body = item.body
-                frames.append(
-                    spec.Basic.Publish(
-                        exchange=item.exchange, routing_key=item.routing_key, mandatory=True
-                    )
-                )
-                frames.append(ContentHeader(properties=properties, body_size=len(body)))
-                if len(body) < limit:
-                    frames.append(ContentBody(body))
-                elif body:
-                    view = memoryview(body)
-                    frames.extend(
-                        ContentBody(bytes(view[i : i + limit])) for i in range(0, len(body), limit)
-                    )
-            if not frames:
-                return
-            drained = channel.create_future()
-            try:
-                await channel.write_queue.put(
-                    ChannelFrame.marshall(
-                        channel_number=channel.number, frames=frames, drain_future=drained
-                    )
-                )
-            except BaseException:
-                # Never handed to the writer: the broker has not seen these tags.
-                for tag, message_id in reversed(registered):
-                    confirmation = channel.confirmations.pop(tag, None)
-                    if confirmation is not None:
-                        confirmation.cancel()
-                    _forget(channel, message_id, tag)
-                channel.delivery_tag -= len(registered)
-                drained.cancel()
-                raise
-            await drained
+    async def _write(self, batch: list[PendingPublish]) -> None:
+        await send_publishes(await self._underlay(), batch)
 
-    @staticmethod
-    async def _write_one_by_one(channel: Any, batch: list[_Queued]) -> None:
-        """The fallback: aiormq's own ``basic_publish``, one write per message."""
 
-        async def one(item: _Queued) -> None:
-            try:
-                result = await channel.basic_publish(
-                    item.body,
-                    exchange=item.exchange,
-                    routing_key=item.routing_key,
-                    properties=item.properties,
-                    mandatory=True,
-                )
-            except Exception as exc:
-                if not item.outcome.done():
-                    item.outcome.set_exception(exc)
-            else:
-                if not item.outcome.done():
-                    item.outcome.set_result(result)
+class ConfirmedPublisher:
+    """Sends messages and waits for every confirm, retrying across reconnects.
 
-        await asyncio.gather(*(one(item) for item in batch if not item.outcome.done()))
+    Args:
+        underlay: as for `BatchPublisher`.
+        url: the broker URL, for error messages (its password is masked).
+        timeout: seconds a publish may take, reconnects included, before
+            `BrokerUnavailable`.
+        reconnect: waits (until the deadline it is given, in `time.monotonic` seconds) for
+            the connection to come back and reopens the confirm channel.
+    """
+
+    def __init__(
+        self,
+        underlay: Callable[[], Awaitable[Any]],
+        *,
+        url: str,
+        timeout: float,
+        reconnect: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self._batcher = BatchPublisher(underlay)
+        self._url = url
+        self._timeout = timeout
+        self._reconnect = reconnect
+        self._closed = False
+
+    async def close(self) -> None:
+        """Refuse new sends and fail the queued ones."""
+        self._closed = True
+        await self._batcher.close()
+
+    async def send(self, items: Sequence[Outbound]) -> list[bool]:
+        """Send all, then await all confirms; retry unconfirmed ones across a reconnect.
+        Per item: True confirmed, False returned (unroutable)."""
+        results: list[bool | None] = [None] * len(items)
+        deadline = time.monotonic() + self._timeout
+        while True:
+            pending = [i for i, r in enumerate(results) if r is None]
+            outcomes = await self._send_pending(items, pending, deadline)
+            failure: BaseException | None = None
+            for i, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, bool):
+                    results[i] = outcome
+                elif isinstance(outcome, aiormq.exceptions.ChannelPreconditionFailed):
+                    raise translate(outcome, self._url, "publishing") from outcome
+                elif isinstance(outcome, BaseException):
+                    if not isinstance(outcome, _CONNECTION_ERRORS):
+                        raise translate(outcome, self._url, "publishing") from outcome
+                    failure = outcome
+            if failure is None:
+                return [bool(r) for r in results]
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"cannot publish to RabbitMQ at {mask_url(self._url)}: no confirm within "
+                    f"{self._timeout:g}s ({type(failure).__name__}: {failure})"
+                ) from failure
+            await self._reconnect(deadline)
+
+    async def _send_pending(
+        self, items: Sequence[Outbound], pending: list[int], deadline: float
+    ) -> list[bool | BaseException]:
+        """Outcomes of sending `items[i]` for each pending `i`: True confirmed, False returned
+        (unroutable), or the error. All are queued before any is awaited, so they leave
+        together (see `BatchPublisher`)."""
+        if self._closed:
+            raise BrokerUnavailable(f"the transport for {mask_url(self._url)} is not open")
+        futures = [self._batcher.submit(*items[i]) for i in pending]
+        # Bounded by the deadline: a confirm lost with its connection may never come.
+        await asyncio.wait(futures, timeout=max(0.01, deadline - time.monotonic()))
+        return [self._outcome(future) for future in futures]
+
+    def _outcome(self, future: asyncio.Future[Any]) -> bool | BaseException:
+        """True confirmed, False returned (unroutable), or the error."""
+        if not future.done():
+            future.cancel()
+            return TimeoutError("no confirm from the broker yet")
+        if future.cancelled():
+            return aiormq.exceptions.ChannelInvalidStateError("the publish was cancelled")
+        exc = future.exception()
+        if exc is None:
+            return True
+        if isinstance(exc, aiormq.exceptions.PublishError):
+            return False
+        if isinstance(exc, aiormq.exceptions.DeliveryError):
+            refused = BrokerUnavailable(
+                f"RabbitMQ at {mask_url(self._url)} did not accept a message (negative confirm)"
+            )
+            refused.__cause__ = exc
+            return refused
+        return exc

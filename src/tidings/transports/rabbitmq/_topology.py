@@ -1,4 +1,4 @@
-"""Declaring a bus's RabbitMQ topology, and translating broker errors into ours.
+"""Declaring a bus's RabbitMQ topology: exchanges, queues, bindings.
 
 Per bus: a durable topic exchange (events, routing key = type), a direct exchange (routing
 key = group name: sends, replays, the end of every delay) and a topic exchange for delayed
@@ -10,51 +10,26 @@ dead-lettering into the direct exchange with the group's name, and ``<bus>.<grou
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import re
-from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-import aiormq.exceptions
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel
 
-from ..._exceptions import BrokerUnavailable, ConfigError, MessageTooLarge, TidingsError
 from .._group import GroupSpec
-from .._urls import mask_url
-from ._stats import Binding
+from ._management import Binding
+from ._options import RabbitMQOptions
 from ._wire import H_HASH, TIERS, Names
 
 __all__ = [
     "declare_bus",
-    "quiet_connect_errors",
     "stale_bindings",
     "unbind",
     "declare_group",
-    "partitions_of",
-    "queue_type_of",
-    "translate",
 ]
 
 GROUP_ARG = "x-tidings-group"
 """Queue argument naming the group a main (or first partition) queue belongs to, so stats
 can discover groups other processes declared (through the management API)."""
-
-
-def partitions_of(extra: Mapping[str, object]) -> int:
-    value = extra.get("partitions", 4)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"partitions must be a positive integer, not {value!r}")
-    return value
-
-
-def queue_type_of(extra: Mapping[str, object]) -> str:
-    value = extra.get("queue_type", "classic")
-    if value not in ("classic", "quorum"):
-        raise ConfigError(f"queue_type must be 'classic' or 'quorum', not {value!r}")
-    return str(value)
 
 
 async def declare_bus(channel: AbstractChannel, names: Names) -> None:
@@ -64,9 +39,11 @@ async def declare_bus(channel: AbstractChannel, names: Names) -> None:
 
 
 async def declare_group(
-    channel: AbstractChannel, names: Names, spec: GroupSpec, extra: Mapping[str, object]
+    channel: AbstractChannel, names: Names, spec: GroupSpec, options: RabbitMQOptions
 ) -> None:
-    queue_args: dict[str, Any] = {"x-queue-type": queue_type_of(extra)}
+    """Declare one group's queues (and exchange, for an ordered group), bindings, delay-tier
+    queues and dead-letter queue; idempotent."""
+    queue_args: dict[str, Any] = {"x-queue-type": options.queue_type}
     exchange = await channel.get_exchange(names.exchange, ensure=False)
     direct = await channel.get_exchange(names.direct, ensure=False)
     delay = await channel.get_exchange(names.delay_exchange, ensure=False)
@@ -80,7 +57,7 @@ async def declare_group(
         for pattern in spec.patterns:
             await hashed.bind(exchange, pattern)
         await hashed.bind(direct, spec.name)
-        for n in range(partitions_of(extra)):
+        for n in range(options.partitions):
             args = {**queue_args, "x-single-active-consumer": True}
             if n == 0:
                 args[GROUP_ARG] = spec.name
@@ -108,80 +85,6 @@ async def declare_group(
         for pattern in spec.patterns:
             await waiting.bind(delay, f"{tier}.{pattern}")
     await channel.declare_queue(names.dlq(spec.name), durable=True)
-
-
-_INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)' for (queue|exchange) '([^']+)'")
-
-
-def _vhost(url: str) -> str:
-    path = urlsplit(url).path
-    return unquote(path[1:]) if len(path) > 1 else "/"
-
-
-def _reply_text(exc: BaseException) -> str:
-    words = [a for a in exc.args if isinstance(a, str)]
-    text = words[-1] if words else str(exc)
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return type(exc).__name__
-
-
-def translate(exc: BaseException, url: str, doing: str) -> TidingsError:
-    """One clear line for an aio-pika/aiormq/socket error, with the URL's password masked."""
-    where = mask_url(url)
-    text = _reply_text(exc)
-    if isinstance(exc, TidingsError):
-        return exc
-    if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
-        found = _INEQUIVALENT.search(text)
-        if found:
-            arg, kind, name = found.groups()
-            return ConfigError(
-                f"{kind} {name!r} on {where} already exists with a different {arg!r} "
-                f"({text.split(': ', 1)[-1]}); delete it or declare it with the same {arg}"
-            )
-        if "message size" in text or "max size" in text:
-            return MessageTooLarge(f"{doing} on {where}: the broker refused it: {text}")
-        return ConfigError(f"{doing} on {where}: the broker refused it: {text}")
-    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError | PermissionError) or (
-        "ACCESS_REFUSED" in text or "authentication" in text.lower()
-    ):
-        return ConfigError(
-            f"RabbitMQ at {where} refused the login: check the user name and password in the URL"
-        )
-    # The broker answers Connection.Open with Connection.Close when the virtual host does
-    # not exist or the user may not use it (aiormq reports it as an unexpected frame).
-    refused_open = "Connection.OpenOk" in text and "Connection.Close" in text
-    if refused_open or "NOT_ALLOWED" in text or "vhost" in text.lower():
-        return ConfigError(
-            f"RabbitMQ at {where} refused the virtual host {_vhost(url)!r}: it does not exist "
-            "or the user may not access it; create it (rabbitmqctl add_vhost) or fix the "
-            "path of the URL"
-        )
-    if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
-        return ConfigError(f"{doing} on {where}: {text}; declare the groups first")
-    if isinstance(exc, OSError | ConnectionError | aiormq.exceptions.AMQPConnectionError):
-        return BrokerUnavailable(f"cannot reach RabbitMQ at {where} ({doing}): {text}")
-    return BrokerUnavailable(f"{doing} on {where} failed: {type(exc).__name__}: {text}")
-
-
-class _DropConnectErrors(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "error when creating transport" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def quiet_connect_errors() -> Iterator[None]:
-    """Silence aiormq's own ERROR log of a failed first connect: we raise one clear error
-    instead (a reconnect failing later is still logged)."""
-    target = logging.getLogger("aiormq.connection")
-    dropper = _DropConnectErrors()
-    target.addFilter(dropper)
-    try:
-        yield
-    finally:
-        target.removeFilter(dropper)
 
 
 def stale_bindings(names: Names, spec: GroupSpec, found: list[Binding]) -> list[Binding]:

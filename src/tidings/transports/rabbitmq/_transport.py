@@ -1,15 +1,16 @@
 """The RabbitMQ transport (``amqp://`` / ``amqps://``), on aio-pika.
 
-Topology (see `_rabbitmq_topology`): a durable topic exchange per bus, a durable queue per
-group bound with its patterns (classic, or quorum with ``Bus(..., queue_type="quorum")``),
-ordered groups as ``partitions`` single-active-consumer queues behind a consistent-hash
-exchange, per-group delay-tier TTL queues, and ``<bus>.<group>.dlq``.
+Topology (see `_topology`): a durable topic exchange per bus, a durable queue per group bound
+with its patterns (classic, or quorum with ``Bus(..., queue_type="quorum")``), ordered groups
+as ``partitions`` single-active-consumer queues behind a consistent-hash exchange, per-group
+delay-tier TTL queues, and ``<bus>.<group>.dlq``.
 
 Publishing: persistent messages, publisher confirms always on, ``mandatory`` so a message no
 queue takes comes back as a return and is reported (``False``); a burst is pipelined (every
 message is sent, then every confirm awaited). A publish interrupted by a lost connection is
 retried (the unconfirmed messages only) until ``publish_timeout`` seconds (default 30) pass,
-then `BrokerUnavailable`. `connect_robust` restores channels and consumers by itself.
+then `BrokerUnavailable` (see `_publisher`). `connect_robust` restores channels and consumers
+by itself.
 """
 
 from __future__ import annotations
@@ -18,21 +19,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import aio_pika
 import aiormq.abc
 import aiormq.exceptions
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractRobustConnection,
-)
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiormq.abc import DeliveredMessage
 
 from ..._exceptions import BrokerUnavailable, ConfigError, MessageTooLarge
-from .._failure import Failure
+from .._failure import Failure, RawDeadLetter
 from .._group import GroupSpec
 from .._message import Delivery, OutgoingMessage
 from .._options import TransportOptions
@@ -40,25 +36,18 @@ from .._stats import GroupStats
 from .._transport import Consumer, Deliver, Transport
 from .._urls import mask_url
 from ._consumer import Handle, RabbitConsumer
-from ._dlq import DeadLetterOps, dead_letter_headers
-from ._publisher import BatchPublisher, Outbound
-from ._stats import Management, QueueInfo
-from ._topology import (
-    declare_bus,
-    declare_group,
-    partitions_of,
-    queue_type_of,
-    quiet_connect_errors,
-    stale_bindings,
-    translate,
-    unbind,
-)
+from ._dlq import DeadLetterQueues, dead_letter_headers
+from ._errors import quiet_connect_errors, translate
+from ._management import Management
+from ._options import RabbitMQOptions
+from ._publisher import ConfirmedPublisher, Outbound
+from ._stats import GroupCounters
+from ._topology import declare_bus, declare_group, stale_bindings, unbind
 from ._wire import (
     H_ATTEMPT,
     H_DUE_AT,
     H_FIRST_FAILED,
     H_LAST_FAILED,
-    TIERS,
     Names,
     copy_message,
     pick_tier,
@@ -67,55 +56,49 @@ from ._wire import (
 
 __all__ = ["RabbitMQTransport"]
 
-DEAD_WINDOW = 300.0
-
 log = logging.getLogger("tidings.rabbitmq")
 
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    OSError,
-    aiormq.exceptions.AMQPConnectionError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    aiormq.exceptions.ConnectionClosed,
-    RuntimeError,
-    TimeoutError,
-)
 
+class RabbitMQTransport(Transport):
+    """RabbitMQ binding.
 
-def _seconds(extra: Mapping[str, object], name: str, default: float) -> float:
-    value = extra.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
-    return float(value)
-
-
-class RabbitMQTransport(DeadLetterOps, Transport):
-    """RabbitMQ binding. Options (``Bus(url, **extra)``): ``queue_type`` ("classic" or
-    "quorum"), ``partitions`` (ordered groups, default 4), ``publish_timeout`` (seconds,
-    default 30), ``reconnect_interval`` (seconds, default 1), ``management_url`` (default
-    ``http://<host>:15672``)."""
+    Args:
+        url: ``amqp://user:pass@host:port/vhost`` or ``amqps://...``.
+        options: the common settings (`name` is the exchange name and queue prefix).
+        settings: the transport's own options (defaults when None).
+    """
 
     scheme = "amqp"
     capabilities = frozenset[str]()
 
-    def __init__(self, url: str, options: TransportOptions) -> None:
+    def __init__(
+        self, url: str, options: TransportOptions, settings: RabbitMQOptions | None = None
+    ) -> None:
         super().__init__(url, options)
-        extra = options.extra
-        queue_type_of(extra)
-        self.partitions = partitions_of(extra)
+        self.settings = settings if settings is not None else RabbitMQOptions()
+        self.partitions = self.settings.partitions
         self.names = Names(options.name)
-        self.publish_timeout = _seconds(extra, "publish_timeout", 30.0)
-        self.reconnect_interval = _seconds(extra, "reconnect_interval", 1.0)
-        management = extra.get("management_url")
-        self._management = Management(url, str(management) if management else None)
+        self.publish_timeout = self.settings.publish_timeout
+        self.reconnect_interval = self.settings.reconnect_interval
+        self._management = Management(url, self.settings.management_url)
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._ops: AbstractChannel | None = None
-        self._batcher: BatchPublisher | None = None
+        self._sender: ConfirmedPublisher | None = None
         self._consumers: list[RabbitConsumer] = []
         self._groups: dict[str, GroupSpec] = {}
-        self._dlq_lock = asyncio.Lock()
-        self._dead_at: dict[str, deque[float]] = {}
+        self._dlq = DeadLetterQueues(
+            self.names, url, connection=self.connection_for_consumers, publish=self.publish
+        )
+        self._counters = GroupCounters(
+            self.names,
+            self.partitions,
+            self._management,
+            depth=self._depth,
+            declared=lambda: self._groups,
+            consumers=lambda: self._consumers,
+            clock=options.clock,
+        )
 
     # -- connection --------------------------------------------------------------------------
 
@@ -133,7 +116,12 @@ class RabbitMQTransport(DeadLetterOps, Transport):
             self._publisher = await self._connection.channel(
                 publisher_confirms=True, on_return_raises=True
             )
-            self._batcher = BatchPublisher(self._publishing_channel)
+            self._sender = ConfirmedPublisher(
+                self._publishing_channel,
+                url=self.url,
+                timeout=self.publish_timeout,
+                reconnect=self._await_reconnect,
+            )
             self._ops = await self._connection.channel()
         except Exception as exc:
             await self._close_quietly()
@@ -141,10 +129,10 @@ class RabbitMQTransport(DeadLetterOps, Transport):
 
     async def _close_quietly(self) -> None:
         connection, self._connection = self._connection, None
-        batcher, self._batcher = self._batcher, None
+        sender, self._sender = self._sender, None
         self._publisher = self._ops = None
-        if batcher is not None:
-            await batcher.close()
+        if sender is not None:
+            await sender.close()
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()
@@ -156,6 +144,7 @@ class RabbitMQTransport(DeadLetterOps, Transport):
         await self._close_quietly()
 
     def connection_for_consumers(self) -> AbstractRobustConnection:
+        """The open connection; `BrokerUnavailable` when the transport is not open."""
         if self._connection is None:
             raise BrokerUnavailable(f"the transport for {mask_url(self.url)} is not open")
         return self._connection
@@ -169,13 +158,26 @@ class RabbitMQTransport(DeadLetterOps, Transport):
 
     async def _publishing_channel(self) -> aiormq.abc.AbstractChannel:
         """The confirm channel's current aiormq channel; fails at once while it is down
-        (rather than waiting for the reconnect: `_send_all` owns the deadline)."""
+        (rather than waiting for the reconnect: `ConfirmedPublisher` owns the deadline)."""
         channel = self._publisher
         if channel is None or channel.is_closed:
             raise aiormq.exceptions.ChannelInvalidStateError("the publishing channel is closed")
         return await channel.get_underlay_channel()
 
-    def forget(self, consumer: RabbitConsumer) -> None:
+    async def _await_reconnect(self, deadline: float) -> None:
+        await asyncio.sleep(0.2)
+        connection = self._connection
+        if connection is None:
+            raise BrokerUnavailable(f"the transport for {mask_url(self.url)} is closed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                connection.connected.wait(), max(0.1, deadline - time.monotonic())
+            )
+        if self._publisher is not None and self._publisher.is_closed:
+            with contextlib.suppress(Exception):
+                await self._publisher.reopen()
+
+    def _forget(self, consumer: RabbitConsumer) -> None:
         with contextlib.suppress(ValueError):
             self._consumers.remove(consumer)
 
@@ -188,7 +190,7 @@ class RabbitMQTransport(DeadLetterOps, Transport):
         try:
             await declare_bus(channel, self.names)
             for spec in groups:
-                await declare_group(channel, self.names, spec, self.options.extra)
+                await declare_group(channel, self.names, spec, self.settings)
                 self._groups[spec.name] = spec
             # Patterns a group no longer has: unbind them (needs the management API to list
             # bindings; without it, old bindings stay until the queue is deleted).
@@ -221,77 +223,10 @@ class RabbitMQTransport(DeadLetterOps, Transport):
         return self.names.exchange, message.type
 
     async def _send_all(self, items: Sequence[Outbound]) -> list[bool]:
-        """Send all, then await all confirms; retry unconfirmed ones across a reconnect."""
-        results: list[bool | None] = [None] * len(items)
-        deadline = time.monotonic() + self.publish_timeout
-        while True:
-            pending = [i for i, r in enumerate(results) if r is None]
-            outcomes = await self._send_pending(items, pending, deadline)
-            failure: BaseException | None = None
-            for i, outcome in zip(pending, outcomes, strict=True):
-                if isinstance(outcome, bool):
-                    results[i] = outcome
-                elif isinstance(outcome, aiormq.exceptions.ChannelPreconditionFailed):
-                    raise translate(outcome, self.url, "publishing") from outcome
-                elif isinstance(outcome, BaseException):
-                    if not isinstance(outcome, _CONNECTION_ERRORS):
-                        raise translate(outcome, self.url, "publishing") from outcome
-                    failure = outcome
-            if failure is None:
-                return [bool(r) for r in results]
-            if time.monotonic() > deadline:
-                raise BrokerUnavailable(
-                    f"cannot publish to RabbitMQ at {mask_url(self.url)}: no confirm within "
-                    f"{self.publish_timeout:g}s ({type(failure).__name__}: {failure})"
-                ) from failure
-            await self._await_reconnect(deadline)
-
-    async def _send_pending(
-        self, items: Sequence[Outbound], pending: list[int], deadline: float
-    ) -> list[bool | BaseException]:
-        """Outcomes of sending `items[i]` for each pending `i`: True confirmed, False returned
-        (unroutable), or the error. All are queued before any is awaited, so they leave
-        together (see `BatchPublisher`)."""
-        publisher = self._batcher
-        if publisher is None:
+        sender = self._sender
+        if sender is None:
             raise BrokerUnavailable(f"the transport for {mask_url(self.url)} is not open")
-        futures = [publisher.submit(*items[i]) for i in pending]
-        # Bounded by the deadline: a confirm lost with its connection may never come.
-        await asyncio.wait(futures, timeout=max(0.01, deadline - time.monotonic()))
-        return [self._outcome(future) for future in futures]
-
-    def _outcome(self, future: asyncio.Future[Any]) -> bool | BaseException:
-        """True confirmed, False returned (unroutable), or the error."""
-        if not future.done():
-            future.cancel()
-            return TimeoutError("no confirm from the broker yet")
-        if future.cancelled():
-            return aiormq.exceptions.ChannelInvalidStateError("the publish was cancelled")
-        exc = future.exception()
-        if exc is None:
-            return True
-        if isinstance(exc, aiormq.exceptions.PublishError):
-            return False
-        if isinstance(exc, aiormq.exceptions.DeliveryError):
-            refused = BrokerUnavailable(
-                f"RabbitMQ at {mask_url(self.url)} did not accept a message (negative confirm)"
-            )
-            refused.__cause__ = exc
-            return refused
-        return exc
-
-    async def _await_reconnect(self, deadline: float) -> None:
-        await asyncio.sleep(0.2)
-        connection = self._connection
-        if connection is None:
-            raise BrokerUnavailable(f"the transport for {mask_url(self.url)} is closed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                connection.connected.wait(), max(0.1, deadline - time.monotonic())
-            )
-        if self._publisher is not None and self._publisher.is_closed:
-            with contextlib.suppress(Exception):
-                await self._publisher.reopen()
+        return await sender.send(items)
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[bool]:
         limit = self.options.max_message_size
@@ -301,8 +236,8 @@ class RabbitMQTransport(DeadLetterOps, Transport):
                     f"message {message.id!r} is {len(message.body)} bytes, over the limit of "
                     f"{limit} bytes (max_message_size)"
                 )
-        app_id = self.options.name
-        items = [(*self._route(m), m.body, to_amqp(m, app_id)) for m in messages]
+        app_id, now = self.options.name, self.options.clock.time()
+        items = [(*self._route(m), m.body, to_amqp(m, app_id, now)) for m in messages]
         return await self._send_all(items)
 
     # -- consuming and settling --------------------------------------------------------------
@@ -310,7 +245,15 @@ class RabbitMQTransport(DeadLetterOps, Transport):
     async def consume(self, group: GroupSpec, deliver: Deliver) -> Consumer:
         if group.name not in self._groups:
             await self.declare([group])
-        consumer = RabbitConsumer(self, group, deliver, self._queues_of(group))
+        consumer = RabbitConsumer(
+            group,
+            deliver,
+            self._queues_of(group),
+            connection=self.connection_for_consumers,
+            delay_again=self._delay_again,
+            forget=self._forget,
+            clock=self.options.clock,
+        )
         try:
             await consumer.start()
         except Exception as exc:
@@ -336,7 +279,7 @@ class RabbitMQTransport(DeadLetterOps, Transport):
         handle.consumer.ack(handle)
         return True
 
-    async def delay_again(
+    async def _delay_again(
         self, consumer: RabbitConsumer, message: DeliveredMessage, due: float
     ) -> None:
         """A delayed message arrived before its due time: send it through a tier again."""
@@ -356,7 +299,7 @@ class RabbitMQTransport(DeadLetterOps, Transport):
             H_ATTEMPT: str(delivery.attempt + 1),
             H_FIRST_FAILED: repr(delivery.first_failed_at or failure.at),
             H_LAST_FAILED: repr(failure.at),
-            H_DUE_AT: repr(time.time() + delay),
+            H_DUE_AT: repr(self.options.clock.time() + delay),
         }
         queue = self.names.delay_queue(delivery.group, tier)
         await self._send_all([("", queue, *copy_message(handle.message, headers))])
@@ -367,7 +310,26 @@ class RabbitMQTransport(DeadLetterOps, Transport):
         copy = copy_message(handle.message, dead_letter_headers(delivery, failure))
         await self._send_all([("", self.names.dlq(delivery.group), *copy)])
         handle.consumer.ack(handle)
-        self._dead_at.setdefault(delivery.group, deque()).append(time.monotonic())
+        self._counters.dead_lettered(delivery.group)
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    async def dlq_list(self, group: str, limit: int, offset: int) -> list[RawDeadLetter]:
+        return await self._dlq.entries(group, limit, offset)
+
+    async def dlq_get(self, group: str, entry_id: str) -> RawDeadLetter:
+        return await self._dlq.get(group, entry_id)
+
+    async def dlq_replay(
+        self,
+        group: str,
+        entry_ids: Sequence[str] | None,
+        rebuild: Callable[[RawDeadLetter], OutgoingMessage],
+    ) -> int:
+        return await self._dlq.replay(group, entry_ids, rebuild)
+
+    async def dlq_purge(self, group: str, entry_ids: Sequence[str] | None) -> int:
+        return await self._dlq.purge(group, entry_ids)
 
     # -- stats -------------------------------------------------------------------------------
 
@@ -381,80 +343,9 @@ class RabbitMQTransport(DeadLetterOps, Transport):
             return None
         return int(ok.message_count or 0), int(ok.consumer_count or 0)
 
-    async def _known_groups(self) -> tuple[dict[str, bool], dict[str, list[QueueInfo]]]:
-        groups = {name: spec.ordered for name, spec in self._groups.items()}
-        by_group: dict[str, list[QueueInfo]] = {}
-        rows = await self._management.queues(self.names.prefix) or []
-        for row in rows:
-            if row.group is not None and row.name == self.names.queue(row.group):
-                groups.setdefault(row.group, False)
-            elif row.group is not None and row.name == self.names.partition(row.group, 0):
-                groups.setdefault(row.group, True)
-        for row in rows:
-            for group in groups:
-                own = self.names.queue(group)
-                if row.name == own or row.name.startswith(own + "."):
-                    by_group.setdefault(group, []).append(row)
-        return groups, by_group
-
-    def _main(self, group: str, ordered: bool) -> list[str]:
-        if ordered:
-            return [self.names.partition(group, n) for n in range(self.partitions)]
-        return [self.names.queue(group)]
-
-    async def _group_stats(self, group: str, ordered: bool, rows: list[QueueInfo]) -> GroupStats:
-        ready = consumers = scheduled = 0
-        for name in self._main(group, ordered):
-            depth = await self._depth(name)
-            if depth is not None:
-                ready += depth[0]
-                consumers = max(consumers, depth[1])
-        for tier, _ in TIERS:
-            depth = await self._depth(self.names.delay_queue(group, tier))
-            scheduled += depth[0] if depth else 0
-        dead = await self._depth(self.names.dlq(group))
-        local = [c for c in self._consumers if c.spec.name == group]
-        if local:
-            in_flight = sum(len(c.active) for c in local)
-            ready += sum(c.counts.waiting for c in local)
-            scheduled += sum(c.counts.retrying for c in local)
-        else:
-            in_flight = sum(r.unacked for r in rows if r.name in self._main(group, ordered))
-        main = [r for r in rows if r.name in self._main(group, ordered)]
-        rates = [r for r in main if r.publish_rate is not None or r.ack_rate is not None]
-        heads = [r.head_timestamp for r in main if r.head_timestamp is not None]
-        oldest = max(0.0, time.time() - min(heads)) if heads and ready else 0.0
-        return GroupStats(
-            group=group,
-            ready=ready,
-            in_flight=in_flight,
-            scheduled=scheduled,
-            dead=dead[0] if dead else 0,
-            consumers=consumers,
-            oldest_age=oldest,
-            publish_rate=sum(r.publish_rate or 0.0 for r in rates) if rates else None,
-            ack_rate=sum(r.ack_rate or 0.0 for r in rates) if rates else None,
-            dead_recent=self._dead_recent(group, rows),
-        )
-
-    def _dead_recent(self, group: str, rows: list[QueueInfo]) -> int:
-        """Dead letters in the last 5 minutes: this process's own, or the DLQ's publish rate
-        over that window from the management API, whichever is larger."""
-        times = self._dead_at.get(group, deque())
-        horizon = time.monotonic() - DEAD_WINDOW
-        while times and times[0] < horizon:
-            times.popleft()
-        dlq = self.names.dlq(group)
-        rate = max((r.publish_rate or 0.0 for r in rows if r.name == dlq), default=0.0)
-        return max(len(times), round(rate * DEAD_WINDOW))
-
     async def stats(self) -> list[GroupStats]:
         try:
-            groups, rows = await self._known_groups()
-            return [
-                await self._group_stats(name, ordered, rows.get(name, []))
-                for name, ordered in sorted(groups.items())
-            ]
+            return await self._counters.read()
         except Exception as exc:
             raise translate(exc, self.url, "reading queue stats") from exc
 

@@ -14,7 +14,6 @@ headers a consumer sees.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,10 +143,10 @@ def _correlation_id(message: OutgoingMessage) -> str | None:
 
 
 def to_amqp(
-    message: OutgoingMessage, app_id: str, extra: Mapping[str, Any] | None = None
+    message: OutgoingMessage, app_id: str, now: float, extra: Mapping[str, Any] | None = None
 ) -> spec.Basic.Properties:
     """The AMQP properties of the persistent message for `message`, with our bookkeeping
-    headers (the body is `message.body` as it is)."""
+    headers (the body is `message.body` as it is); `now` is the transport clock's time."""
     headers: dict[str, Any] = dict(message.headers)
     if message.key is not None:
         headers[H_KEY] = message.key
@@ -155,7 +154,7 @@ def to_amqp(
     headers[H_HASH] = message.key if message.key is not None else message.id
     if message.replayed:
         headers[H_REPLAYED] = "1"
-    published = message.published_at or time.time()
+    published = message.published_at or now
     if message.group is not None or message.delay > 0:
         # Routed by group name or delay tier: the event type no longer is the routing key.
         # (A topic publish keeps its routing key through exchange-to-exchange bindings.)
@@ -163,7 +162,7 @@ def to_amqp(
     if not message.id:
         headers[H_NO_ID] = "1"
     if message.delay > 0:
-        headers[H_DUE_AT] = repr(time.time() + message.delay)
+        headers[H_DUE_AT] = repr(now + message.delay)
     if extra:
         headers.update(extra)
     return spec.Basic.Properties(
@@ -227,11 +226,11 @@ def incoming_to_delivery(group: str, message: DeliveredMessage, handle: object) 
     )
 
 
-def due_in(message: DeliveredMessage) -> float:
-    """Seconds until the message is due (0 or less: now)."""
+def due_in(message: DeliveredMessage, now: float) -> float:
+    """Seconds from `now` until the message is due (0 or less: now)."""
     headers = message.header.properties.headers
     due = _float(headers.get(H_DUE_AT)) if headers else None
-    return 0.0 if due is None else due - time.time()
+    return 0.0 if due is None else due - now
 
 
 def copy_message(

@@ -3,6 +3,23 @@ host."""
 
 from __future__ import annotations
 
-from ._transport import SqliteTransport, sqlite_path
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["SqliteTransport", "sqlite_path"]
+from .._options import split_options
+from ._options import SqliteOptions
+from ._schema import sqlite_path
+from ._transport import SqliteTransport
+
+__all__ = ["SqliteOptions", "SqliteTransport", "create_transport", "sqlite_path"]
+
+
+def create_transport(url: str, options: Mapping[str, Any]) -> SqliteTransport:
+    """The factory of ``sqlite:///`` URLs (see `tidings.transports.TransportFactory`).
+
+    Raises:
+        ConfigError: an option the embedded broker does not know, a bad option value, or a
+            malformed URL (before any file is touched).
+    """
+    common, settings = split_options(options, SqliteOptions, transport="sqlite")
+    return SqliteTransport(url, common, settings)

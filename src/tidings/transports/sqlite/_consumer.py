@@ -173,23 +173,9 @@ class SqliteConsumer(Consumer):
             if enough and due:
                 self._notified = False
                 last_claim = loop.time()
-                running = frozenset(lease.row_id for lease in self._tasks.values())
-                op = ClaimOp(self._spec.name, self.gid, free, self.id, self._lease_seconds, running)
-                try:
-                    deliveries, next_due = await self._writer.submit(op)
-                except StateError:
+                going, next_due = await self._claim(free)
+                if not going:
                     return
-                except TidingsError as exc:
-                    log.warning("group %s: claiming failed: %s", self._spec.name, exc)
-                    next_due = None
-                    continue
-                if self._stopping:
-                    await self._release([cast(Lease, d.handle) for d in deliveries], False)
-                    return
-                for delivery in deliveries:
-                    self._spawn(delivery)
-                if len(deliveries) == free:
-                    self._notified = True  # there may be more; claim when capacity frees
                 continue
             timeout: float | None = None
             if enough:
@@ -200,17 +186,41 @@ class SqliteConsumer(Consumer):
             # Re-check after clearing: a notification may have come during the claim.
             if self._stopping or (enough and self._notified):
                 continue
-            if timeout is not None and timeout <= 0:
-                continue
-            if timeout is None:
-                await self._wake_event.wait()
-            else:
-                # A bare timer is much cheaper than asyncio.timeout on this hot loop.
-                timer = loop.call_later(timeout, self._wake_event.set)
-                try:
-                    await self._wake_event.wait()
-                finally:
-                    timer.cancel()
+            if timeout is None or timeout > 0:
+                await self._sleep(timeout)
+
+    async def _claim(self, free: int) -> tuple[bool, float | None]:
+        """Claim up to `free` deliveries and start a task for each. Returns whether to go
+        on, and when the next scheduled delivery of the group is due (if known)."""
+        running = frozenset(lease.row_id for lease in self._tasks.values())
+        op = ClaimOp(self._spec.name, self.gid, free, self.id, self._lease_seconds, running)
+        try:
+            deliveries, next_due = await self._writer.submit(op)
+        except StateError:
+            return False, None
+        except TidingsError as exc:
+            log.warning("group %s: claiming failed: %s", self._spec.name, exc)
+            return True, None
+        if self._stopping:
+            await self._release([cast(Lease, d.handle) for d in deliveries], False)
+            return False, None
+        for delivery in deliveries:
+            self._spawn(delivery)
+        if len(deliveries) == free:
+            self._notified = True  # there may be more; claim when capacity frees
+        return True, next_due
+
+    async def _sleep(self, timeout: float | None) -> None:
+        """Wait for a wake-up, or `timeout` seconds when given."""
+        if timeout is None:
+            await self._wake_event.wait()
+            return
+        # A bare timer is much cheaper than asyncio.timeout on this hot loop.
+        timer = asyncio.get_running_loop().call_later(timeout, self._wake_event.set)
+        try:
+            await self._wake_event.wait()
+        finally:
+            timer.cancel()
 
     def _spawn(self, delivery: Delivery) -> None:
         task = asyncio.create_task(self._run_one(delivery))

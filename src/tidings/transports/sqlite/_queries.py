@@ -132,10 +132,8 @@ def dead_letter_bound(conn: sqlite3.Connection, now: float, group: str) -> int:
     return int(row[0] or 0)
 
 
-def read_stats(conn: sqlite3.Connection, now: float) -> list[GroupStats]:
-    """Counters of every declared group, by name."""
-    first_bucket = int((now - _RATE_WINDOW) // COUNTER_BUCKET) + 1
-    span = max(now - first_bucket * COUNTER_BUCKET, 1.0)
+def _stats_rows(conn: sqlite3.Connection, now: float, first_bucket: int) -> tuple[Any, ...]:
+    """(groups, queue counts, dead-letter counts, consumers, rates) by gid, in one snapshot."""
     with _snapshot(conn):
         groups = conn.execute("SELECT gid, name FROM groups ORDER BY name").fetchall()
         queues = {
@@ -170,6 +168,14 @@ def read_stats(conn: sqlite3.Connection, now: float) -> list[GroupStats]:
                 (first_bucket,),
             )
         }
+    return groups, queues, dead, consumers, rates
+
+
+def read_stats(conn: sqlite3.Connection, now: float) -> list[GroupStats]:
+    """Counters of every declared group, by name."""
+    first_bucket = int((now - _RATE_WINDOW) // COUNTER_BUCKET) + 1
+    span = max(now - first_bucket * COUNTER_BUCKET, 1.0)
+    groups, queues, dead, consumers, rates = _stats_rows(conn, now, first_bucket)
     result = []
     for gid, name in groups:
         ready, in_flight, scheduled, oldest = queues.get(gid, (0, 0, 0, None))

@@ -1,23 +1,13 @@
 """The embedded durable broker: one SQLite file shared by every process on the host.
 
 Publishing commits before it returns; concurrent publishes, settles and claims are
-group-committed by one writer thread per transport (see `_sqlite_store`). Consumers lease
+group-committed by one writer thread per transport (see `_store`). Consumers lease
 deliveries, renew the leases while handlers run, and wake within milliseconds of a commit in
-any process (see `_sqlite_wakeup`). Published events stay in a retained log for `replay`.
+any process (see `_wakeup`). Published events stay in a retained log for `replay`.
 
 URLs follow SQLAlchemy: ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``.
-Options in `TransportOptions.extra`:
-
-- ``synchronous``: ``"FULL"`` (default, durable against power loss), ``"NORMAL"`` or
-  ``"OFF"``. It applies to commits that confirm something: publishes, topology, DLQ
-  moves. Lease bookkeeping and settles (claims, renewals, acks, retries, dead letters,
-  dedupe marks) commit with NORMAL: a power failure can undo the last of them, which only
-  causes a redelivery (at-least-once), and the next FULL commit makes them durable too.
-- ``durable_settle``: True commits settles with ``synchronous`` as well (default False).
-- ``poll_interval``: seconds between safety polls of an idle consumer (default 1.0).
-- ``busy_timeout``: seconds to wait for another process's write lock (default 10.0).
-- ``cleanup_interval``: seconds between background clean-ups (default 60.0).
-- ``wake``: send and receive cross-process wake-up datagrams (default True).
+The broker's own options (``synchronous``, ``durable_settle``, ``poll_interval``,
+``busy_timeout``, ``cleanup_interval``, ``wake``) are described in `SqliteOptions`.
 
 Open the transport after forking, never before: a connection must not cross a fork.
 """
@@ -29,13 +19,11 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import cast
 
 from ..._exceptions import ConfigError, DeadLetterNotFound, StateError, TidingsError
 from .._failure import Failure, RawDeadLetter
-from .._futures import relay
 from .._group import GroupSpec
 from .._message import Delivery, OutgoingMessage
 from .._options import TransportOptions
@@ -43,13 +31,15 @@ from .._stats import GroupStats
 from .._transport import CAP_DEDUPE, CAP_REPLAY_LOG, Consumer, DedupeStore, Deliver, Transport
 from ._consume_ops import DeadLetterOp, HeartbeatOp, RetryOp
 from ._consumer import AckQueue, SqliteConsumer
-from ._ops import CleanupOp, DeclareOp, DedupeMarkOp, DlqMoveOp, DlqPurgeOp, PublishOp, ReplayOp
+from ._dedupe import SqliteDedupeStore
+from ._ops import CleanupOp, DeclareOp, DlqMoveOp, DlqPurgeOp, ReplayOp
+from ._options import SqliteOptions
+from ._publisher import PublishQueue
 from ._queries import (
     CONSUMER_STALE_AFTER,
     dead_letter_bound,
     dead_letters_by_id,
     dead_letters_page,
-    is_marked,
     ping,
     read_stats,
 )
@@ -64,43 +54,6 @@ log = logging.getLogger("tidings.sqlite")
 
 _HEARTBEAT = 5.0
 _DLQ_PAGE = 500
-_SYNCHRONOUS = ("FULL", "EXTRA", "NORMAL", "OFF")
-
-
-@dataclass(frozen=True, slots=True)
-class _Tuning:
-    synchronous: str = "FULL"
-    poll_interval: float = 1.0
-    busy_timeout: float = 10.0
-    cleanup_interval: float = 60.0
-    wake: bool = True
-    durable_settle: bool = False
-
-    @classmethod
-    def from_extra(cls, extra: Mapping[str, object]) -> _Tuning:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(extra) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown sqlite option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        values: dict[str, object] = {}
-        for name, value in extra.items():
-            if name == "synchronous":
-                text = str(value).upper()
-                if text not in _SYNCHRONOUS:
-                    choices = ", ".join(_SYNCHRONOUS)
-                    raise ConfigError(f"synchronous={value!r}: use one of {choices}")
-                values[name] = text
-            elif name in ("wake", "durable_settle"):
-                if not isinstance(value, bool):
-                    raise ConfigError(f"{name}={value!r}: expected True or False")
-                values[name] = value
-            else:
-                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                    raise ConfigError(f"{name}={value!r}: expected a positive number of seconds")
-                values[name] = float(value)
-        return cls(**values)  # type: ignore[arg-type]
 
 
 def _lease_of(delivery: Delivery) -> Lease:
@@ -115,8 +68,9 @@ class SqliteTransport(Transport):
 
     Args:
         url: ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``.
-        options: bus settings; `lease`, `retention`, `dedupe_ttl`, `clock` and `extra` are
+        options: the common settings; `lease`, `retention`, `dedupe_ttl` and `clock` are
             used here.
+        settings: the embedded broker's own options (defaults when None).
 
     Raises:
         ConfigError: a malformed URL or option (at construction), a missing directory, a
@@ -126,12 +80,14 @@ class SqliteTransport(Transport):
     scheme = "sqlite"
     capabilities = frozenset({CAP_REPLAY_LOG, CAP_DEDUPE})
 
-    def __init__(self, url: str, options: TransportOptions) -> None:
+    def __init__(
+        self, url: str, options: TransportOptions, settings: SqliteOptions | None = None
+    ) -> None:
         super().__init__(url, options)
         self.path = sqlite_path(url)
         if options.lease <= 0:
             raise ConfigError(f"lease must be positive, not {options.lease!r}")
-        self._tuning = _Tuning.from_extra(options.extra)
+        self._tuning = settings if settings is not None else SqliteOptions()
         self._clock = options.clock
         self._state = "new"
         self._writer: WriterThread | None = None
@@ -140,9 +96,9 @@ class SqliteTransport(Transport):
         self._listener_lock = asyncio.Lock()
         self._housekeeper: asyncio.Task[None] | None = None
         self._consumers: dict[int, set[SqliteConsumer]] = {}
-        self._dedupe = _SqliteDedupeStore(self)
+        self._dedupe = SqliteDedupeStore(self._open_reader, self._open_writer)
         self._acks: AckQueue | None = None
-        self._publishes: _PublishQueue | None = None
+        self._publishes: PublishQueue | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -278,7 +234,7 @@ class SqliteTransport(Transport):
         if not messages:
             return []
         if self._publishes is None:
-            self._publishes = _PublishQueue(writer)
+            self._publishes = PublishQueue(writer)
         return await self._publishes.publish(messages)
 
     async def replay(self, group: str, since: float) -> int:
@@ -411,82 +367,3 @@ class SqliteTransport(Transport):
     def dedupe_store(self) -> DedupeStore:
         """Dedupe markers kept in the same file."""
         return self._dedupe
-
-
-class _PublishQueue:
-    """Publishes of one event-loop turn go to the writer as one `PublishOp`: one queued job
-    (and one wake-up of the writer thread) for a burst of concurrent `publish` calls instead
-    of one each. Every caller still gets its own future, resolved by that commit. Should the
-    joint op fail, each caller's messages are tried again on their own, so one bad publish
-    does not fail the others."""
-
-    def __init__(self, writer: WriterThread) -> None:
-        self._writer = writer
-        self._pending: list[tuple[list[OutgoingMessage], asyncio.Future[list[bool]]]] = []
-
-    def publish(self, messages: Sequence[OutgoingMessage]) -> asyncio.Future[list[bool]]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[bool]] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._submit)
-        self._pending.append((list(messages), future))
-        return future
-
-    def _submit(self) -> None:
-        pending, self._pending = self._pending, []
-        if len(pending) == 1:
-            self._one(*pending[0])
-            return
-        joint = [m for messages, _ in pending for m in messages]
-        try:
-            committed = self._writer.submit(PublishOp(joint))
-        except BaseException as exc:
-            for _, future in pending:
-                _fail(future, exc)
-            return
-        committed.add_done_callback(lambda done: self._split(done, pending))
-
-    def _one(self, messages: list[OutgoingMessage], future: asyncio.Future[list[bool]]) -> None:
-        try:
-            committed = self._writer.submit(PublishOp(messages))
-        except BaseException as exc:
-            _fail(future, exc)
-            return
-        committed.add_done_callback(lambda done: relay(done, future))
-
-    def _split(
-        self,
-        done: asyncio.Future[Any],
-        pending: list[tuple[list[OutgoingMessage], asyncio.Future[list[bool]]]],
-    ) -> None:
-        if done.cancelled() or done.exception() is not None:
-            for messages, future in pending:
-                if not future.done():
-                    self._one(messages, future)
-            return
-        routed: list[bool] = done.result()
-        start = 0
-        for messages, future in pending:
-            end = start + len(messages)
-            if not future.done():
-                future.set_result(routed[start:end])
-            start = end
-
-
-def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
-
-
-class _SqliteDedupeStore(DedupeStore):
-    """Dedupe markers in the broker file; marks are group-committed with everything else."""
-
-    def __init__(self, transport: SqliteTransport) -> None:
-        self._transport = transport
-
-    async def seen(self, group: str, event_id: str) -> bool:
-        reader = self._transport._open_reader()
-        return await reader.read(lambda conn, now: is_marked(conn, now, group, event_id))
-
-    async def mark(self, group: str, event_id: str, ttl: float) -> None:
-        await self._transport._open_writer().submit(DedupeMarkOp(group, event_id, ttl))

@@ -1,0 +1,257 @@
+"""The one door to aiormq's internals: batched publishes and acks, and raw consuming.
+
+aiormq sends every ``basic_publish`` and every ``basic_ack`` as its own socket write and holds
+the channel lock until that write has drained, so publishes and acks from concurrent tasks
+leave one system call each. The fast paths here write a whole batch in one `ChannelFrame`:
+
+- publishing numbers the batch with consecutive delivery tags and registers one
+  confirmation future per message with the channel (so returns, nacks and a closed channel
+  reach them exactly as they reach aiormq's own publishes), the way
+  ``aiormq.Channel.basic_publish`` does;
+- acknowledging folds runs of delivery tags into ``multiple`` acks (`ChannelAcks`).
+
+Both use the channel's state (``lock``, ``delivery_tag``, ``confirmations``,
+``message_id_delivery_tag``, ``write_queue``, ``number``, ``create_future``). `supported`
+checks that a channel has it; when it does not (another aiormq version), `send_publishes` and
+`send_acks` take the fallback: aiormq's public ``basic_publish`` and ``basic_ack``, one
+message at a time. Tested with aiormq 7.2.4 and pamqp 4.0.1 (the versions the ``rabbitmq``
+extra pins). Nothing else in tidings touches aiormq's channel state or writes frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import aiormq
+from aiormq.abc import ChannelFrame, DeliveredMessage
+from pamqp import commands as spec
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
+
+from .._futures import relay
+
+__all__ = [
+    "ChannelAcks",
+    "PendingPublish",
+    "consume",
+    "send_acks",
+    "send_publishes",
+    "supported",
+]
+
+_STATE = (
+    "lock",
+    "delivery_tag",
+    "confirmations",
+    "message_id_delivery_tag",
+    "write_queue",
+    "number",
+    "create_future",
+)
+
+
+def supported(channel: Any) -> bool:
+    """Whether `channel` (an aiormq channel) has the state the fast paths use."""
+    return all(hasattr(channel, name) for name in _STATE)
+
+
+@dataclass(slots=True, eq=False)
+class PendingPublish:
+    """One mandatory publish waiting to be written; `outcome` gets the broker's answer."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: spec.Basic.Properties
+    outcome: asyncio.Future[Any]
+
+
+async def consume(
+    channel: aiormq.abc.AbstractChannel,
+    queue: str,
+    on_message: Callable[[DeliveredMessage], Coroutine[Any, Any, None]],
+) -> str:
+    """Consume `queue` (which must exist) with aiormq's ``basic_consume``: no aio-pika message
+    object per delivery. Returns the consumer tag."""
+    await channel.queue_declare(queue, passive=True)
+    ok = await channel.basic_consume(queue, on_message)
+    assert ok.consumer_tag is not None
+    return ok.consumer_tag
+
+
+# -- publishing ------------------------------------------------------------------------------
+
+
+async def send_publishes(channel: Any, batch: list[PendingPublish]) -> None:
+    """Write `batch` on `channel` (in one write when `supported`); each item's outcome
+    resolves with the broker's ``Basic.Ack``, or fails with ``PublishError`` (returned),
+    ``DeliveryError`` (nacked) or the error that closed the channel."""
+    if supported(channel):
+        await _write_publishes(channel, batch)
+    else:
+        await _publish_each(channel, batch)
+
+
+def _forget(channel: Any, message_id: str, tag: int) -> None:
+    """Drop the message id -> delivery tag entry aiormq uses to match returns."""
+    if channel.message_id_delivery_tag.get(message_id) == tag:
+        channel.message_id_delivery_tag.pop(message_id, None)
+
+
+def _answered(
+    channel: Any,
+    message_id: str,
+    tag: int,
+    outcome: asyncio.Future[Any],
+    confirmation: asyncio.Future[Any],
+) -> None:
+    """The broker answered one publish: forget its id, tell its publisher."""
+    _forget(channel, message_id, tag)
+    relay(confirmation, outcome)
+
+
+def _frames(item: PendingPublish, limit: int) -> list[Any]:
+    """The method, header and body frames of one publish (bodies cut at `limit`)."""
+    body = item.body
+    frames: list[Any] = [
+        spec.Basic.Publish(exchange=item.exchange, routing_key=item.routing_key, mandatory=True),
+        ContentHeader(properties=item.properties, body_size=len(body)),
+    ]
+    if len(body) < limit:
+        frames.append(ContentBody(body))
+    elif body:
+        view = memoryview(body)
+        frames.extend(ContentBody(bytes(view[i : i + limit])) for i in range(0, len(body), limit))
+    return frames
+
+
+def _register(channel: Any, item: PendingPublish) -> tuple[int, str]:
+    """Number one publish and register its confirmation future, as ``basic_publish`` does."""
+    properties = item.properties
+    if not properties.message_id:
+        # aiormq matches a returned message to its publish by message id.
+        properties.message_id = uuid.uuid4().hex
+    channel.delivery_tag += 1
+    tag: int = channel.delivery_tag
+    confirmation = channel.create_future()
+    channel.confirmations[tag] = confirmation
+    channel.message_id_delivery_tag[properties.message_id] = tag
+    confirmation.add_done_callback(
+        partial(_answered, channel, properties.message_id, tag, item.outcome)
+    )
+    return tag, properties.message_id
+
+
+def _unregister(channel: Any, registered: list[tuple[int, str]]) -> None:
+    """Undo `_register` for publishes never handed to the writer (the broker has not seen
+    these tags)."""
+    for tag, message_id in reversed(registered):
+        confirmation = channel.confirmations.pop(tag, None)
+        if confirmation is not None:
+            confirmation.cancel()
+        _forget(channel, message_id, tag)
+    channel.delivery_tag -= len(registered)
+
+
+async def _write_publishes(channel: Any, batch: list[PendingPublish]) -> None:
+    async with channel.lock:
+        if channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+        frames: list[Any] = []
+        registered: list[tuple[int, str]] = []
+        for item in batch:
+            if item.outcome.done():
+                continue  # its publisher was cancelled before it was sent
+            registered.append(_register(channel, item))
+            frames.extend(_frames(item, channel.max_content_size))
+        if not frames:
+            return
+        drained = channel.create_future()
+        try:
+            await channel.write_queue.put(
+                ChannelFrame.marshall(
+                    channel_number=channel.number, frames=frames, drain_future=drained
+                )
+            )
+        except BaseException:
+            _unregister(channel, registered)
+            drained.cancel()
+            raise
+        await drained
+
+
+async def _publish_each(channel: Any, batch: list[PendingPublish]) -> None:
+    """The fallback: aiormq's own ``basic_publish``, one write per message."""
+
+    async def one(item: PendingPublish) -> None:
+        try:
+            result = await channel.basic_publish(
+                item.body,
+                exchange=item.exchange,
+                routing_key=item.routing_key,
+                properties=item.properties,
+                mandatory=True,
+            )
+        except Exception as exc:
+            if not item.outcome.done():
+                item.outcome.set_exception(exc)
+        else:
+            if not item.outcome.done():
+                item.outcome.set_result(result)
+
+    await asyncio.gather(*(one(item) for item in batch if not item.outcome.done()))
+
+
+# -- acknowledging ---------------------------------------------------------------------------
+
+
+class ChannelAcks:
+    """What has been acknowledged on one channel, to fold runs into ``multiple`` acks.
+
+    Delivery tags are numbered 1, 2, 3... per channel, so once every tag up to ``T`` is
+    acknowledged, ``basic.ack(T, multiple=True)`` covers them all. ``T`` is always a tag
+    acknowledged for the first time in that flush (the broker refuses a tag it no longer
+    holds, and ``multiple`` passes over the ones it already let go); tags above the contiguous
+    run go out one by one.
+    """
+
+    __slots__ = ("floor", "above")
+
+    def __init__(self) -> None:
+        self.floor = 0
+        """Every tag up to this one is acknowledged (sent or about to be)."""
+        self.above: set[int] = set()
+        """Tags above `floor` acknowledged one by one already."""
+
+    def frames(self, tags: list[int]) -> list[spec.Basic.Ack]:
+        """The ack frames for `tags` (never acknowledged before), fewest possible."""
+        fresh = set(tags)
+        floor, above = self.floor, self.above
+        while floor + 1 in fresh or floor + 1 in above:
+            floor += 1
+            above.discard(floor)
+        frames: list[spec.Basic.Ack] = []
+        covered = [t for t in fresh if t <= floor]
+        if covered:
+            frames.append(spec.Basic.Ack(delivery_tag=max(covered), multiple=True))
+        for tag in sorted(t for t in fresh if t > floor):
+            frames.append(spec.Basic.Ack(delivery_tag=tag))
+            above.add(tag)
+        self.floor = floor
+        return frames
+
+
+async def send_acks(channel: Any, acks: ChannelAcks, tags: list[int]) -> None:
+    """Acknowledge `tags` (never acknowledged before) on `channel`: in one write of folded
+    acks when `supported`, else one public ``basic_ack`` per tag."""
+    if supported(channel):
+        frame = ChannelFrame.marshall(channel_number=channel.number, frames=acks.frames(tags))
+        await channel.write_queue.put(frame)
+        return
+    for tag in tags:
+        await channel.basic_ack(tag)

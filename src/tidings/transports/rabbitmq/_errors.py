@@ -1,0 +1,90 @@
+"""Broker errors translated into ours: one clear line, with the URL's password masked and
+what the user can do about it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from urllib.parse import unquote, urlsplit
+
+import aiormq.exceptions
+
+from ..._exceptions import BrokerUnavailable, ConfigError, MessageTooLarge, TidingsError
+from .._urls import mask_url
+
+__all__ = ["quiet_connect_errors", "translate"]
+
+_INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)' for (queue|exchange) '([^']+)'")
+
+
+def _vhost(url: str) -> str:
+    path = urlsplit(url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
+def _reply_text(exc: BaseException) -> str:
+    words = [a for a in exc.args if isinstance(a, str)]
+    text = words[-1] if words else str(exc)
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
+
+
+def translate(exc: BaseException, url: str, doing: str) -> TidingsError:
+    """One clear line for an aio-pika/aiormq/socket error, with the URL's password masked."""
+    where = mask_url(url)
+    text = _reply_text(exc)
+    if isinstance(exc, TidingsError):
+        return exc
+    if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
+        found = _INEQUIVALENT.search(text)
+        if found:
+            arg, kind, name = found.groups()
+            return ConfigError(
+                f"{kind} {name!r} on {where} already exists with a different {arg!r} "
+                f"({text.split(': ', 1)[-1]}); delete it or declare it with the same {arg}"
+            )
+        if "message size" in text or "max size" in text:
+            return MessageTooLarge(f"{doing} on {where}: the broker refused it: {text}")
+        return ConfigError(f"{doing} on {where}: the broker refused it: {text}")
+    if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError | PermissionError) or (
+        "ACCESS_REFUSED" in text or "authentication" in text.lower()
+    ):
+        return ConfigError(
+            f"RabbitMQ at {where} refused the login: check the user name and password in the URL"
+        )
+    # The broker answers Connection.Open with Connection.Close when the virtual host does
+    # not exist or the user may not use it (aiormq reports it as an unexpected frame).
+    refused_open = "Connection.OpenOk" in text and "Connection.Close" in text
+    if refused_open or "NOT_ALLOWED" in text or "vhost" in text.lower():
+        return ConfigError(
+            f"RabbitMQ at {where} refused the virtual host {_vhost(url)!r}: it does not exist "
+            "or the user may not access it; create it (rabbitmqctl add_vhost) or fix the "
+            "path of the URL"
+        )
+    if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
+        return ConfigError(f"{doing} on {where}: {text}; declare the groups first")
+    if isinstance(exc, OSError | ConnectionError | aiormq.exceptions.AMQPConnectionError):
+        return BrokerUnavailable(f"cannot reach RabbitMQ at {where} ({doing}): {text}")
+    return BrokerUnavailable(f"{doing} on {where} failed: {type(exc).__name__}: {text}")
+
+
+class _DropConnectErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "error when creating transport" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_connect_errors() -> Iterator[None]:
+    """Silence aiormq's own ERROR log of a failed first connect: we raise one clear error
+    instead (a reconnect failing later is still logged)."""
+    target = logging.getLogger("aiormq.connection")
+    dropper = _DropConnectErrors()
+    target.addFilter(dropper)
+    try:
+        yield
+    finally:
+        target.removeFilter(dropper)

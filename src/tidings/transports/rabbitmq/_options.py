@@ -1,0 +1,56 @@
+"""Options of the RabbitMQ transport (``Bus("amqp://...", **options)``).
+
+This module imports no driver: options are checked, and unknown ones refused, even where
+aio-pika is not installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..._exceptions import ConfigError
+
+__all__ = ["RabbitMQOptions"]
+
+
+def _positive_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RabbitMQOptions:
+    """The RabbitMQ transport's own options; each is checked when the object is made.
+
+    Attributes:
+        queue_type: ``"classic"`` or ``"quorum"``: the type of the groups' queues.
+        partitions: single-active-consumer queues per ordered group (one key always lands
+            on one partition).
+        publish_timeout: seconds a publish may take, reconnects included, before
+            `BrokerUnavailable`.
+        reconnect_interval: seconds between two attempts to reconnect.
+        management_url: base URL of the management HTTP API (default
+            ``http://<host>:15672``, ``https`` for ``amqps://``), used for rates, in-flight
+            counts of other processes, group discovery and unbinding stale patterns.
+
+    Raises:
+        ConfigError: a value of the wrong kind, naming the option.
+    """
+
+    queue_type: str = "classic"
+    partitions: int = 4
+    publish_timeout: float = 30.0
+    reconnect_interval: float = 1.0
+    management_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue_type not in ("classic", "quorum"):
+            raise ConfigError(f"queue_type must be 'classic' or 'quorum', not {self.queue_type!r}")
+        value = self.partitions
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"partitions must be a positive integer, not {value!r}")
+        for name in ("publish_timeout", "reconnect_interval"):
+            object.__setattr__(self, name, _positive_seconds(name, getattr(self, name)))
+        management = self.management_url
+        object.__setattr__(self, "management_url", str(management) if management else None)
