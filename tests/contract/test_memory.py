@@ -7,7 +7,7 @@ import pytest
 
 from tidings.contract import BusContract, Harness, TransportContract
 from tidings.testing import ManualClock
-from tidings.transports import TransportOptions, memory
+from tidings.transports.memory import MemoryBroker
 
 HORIZON = 60.0
 """Retries due within this many simulated seconds happen on their own while a test waits;
@@ -20,7 +20,7 @@ class MemoryHarness(Harness):
 
     def __init__(self) -> None:
         super().__init__(f"memory://contract-{uuid.uuid4().hex}", clock=ManualClock())
-        self.broker = memory.MemoryTransport(self.url, TransportOptions()).broker
+        self.broker = MemoryBroker.shared(self.url)
 
     async def tick(self) -> None:
         assert isinstance(self.clock, ManualClock)
@@ -34,7 +34,7 @@ class MemoryHarness(Harness):
         try:
             await super().aclose()
         finally:
-            memory._transport._BROKERS.pop(self.url.removeprefix("memory://"), None)
+            MemoryBroker.discard(self.url)
 
 
 @pytest.fixture

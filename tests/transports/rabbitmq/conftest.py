@@ -1,30 +1,37 @@
 """Fixtures for the RabbitMQ transport tests: the session's private node and Redis, and a
-fresh bus namespace per test (deleted afterwards)."""
+fresh bus namespace per test (deleted afterwards). Waits come from `tests.support`."""
 
-import asyncio
 import contextlib
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 
+import aio_pika
 import pytest
 
 from tests.servers import RabbitNode, delete_namespace, rabbitmq_node, redis_server  # noqa: F401
-from tidings import Bus
+from tidings import Bus, Event
 
 
-async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: float, what: str):
-    """Wait until `predicate` holds, checking every 20 ms; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.02)
+class Note(Event, type="note.kept", version=1):
+    n: int
+    text: str = ""
+
+
+class Stray(Event, type="stray.event", version=1):
+    """An event no group subscribes to."""
+
+    n: int
+
+
+async def declare_notes(namespace: "Namespace") -> Bus:
+    """A publish-only bus on which group `notes` subscribes to note.kept (declared)."""
+    bus = namespace.bus(consume=False)
+
+    @bus.subscribe("note.kept", group="notes")
+    async def keep(event: Note) -> None:
+        pass
+
+    await bus.start()
+    return bus
 
 
 class Namespace:
@@ -45,6 +52,16 @@ class Namespace:
 
     def queue(self, group: str) -> str:
         return f"{self.name}.{group}"
+
+    async def ready(self, group: str) -> int:
+        """Messages ready in a group's queue (a passive declare on a connection of our own)."""
+        connection = await aio_pika.connect(self.node.url)
+        try:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(self.queue(group), passive=True)
+            return int(queue.declaration_result.message_count or 0)
+        finally:
+            await connection.close()
 
     async def aclose(self) -> None:
         for bus in reversed(self.buses):

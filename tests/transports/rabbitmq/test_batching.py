@@ -3,36 +3,15 @@ answer from the broker, and nothing is lost or duplicated on the way."""
 
 import asyncio
 
-import aio_pika
 import pytest
 
-from tidings import Event, Unroutable
-from tidings.transports.rabbitmq import _publisher as _rabbitmq_publisher
+from tests.support import eventually
+from tidings import Unroutable
 from tidings.transports.rabbitmq._publisher import BatchPublisher
 
-from .conftest import wait_for
+from .conftest import Note, Stray, declare_notes
 
 pytestmark = pytest.mark.rabbitmq
-
-
-class Note(Event, type="note.kept", version=1):
-    n: int
-    text: str = ""
-
-
-class Stray(Event, type="stray.event", version=1):
-    n: int
-
-
-async def _ready(namespace, group: str) -> int:
-    """Messages ready in a group's queue (a passive declare on a connection of our own)."""
-    connection = await aio_pika.connect(namespace.node.url)
-    try:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(namespace.queue(group), passive=True)
-        return int(queue.declaration_result.message_count or 0)
-    finally:
-        await connection.close()
 
 
 def _count_writes(monkeypatch) -> list[int]:
@@ -48,24 +27,12 @@ def _count_writes(monkeypatch) -> list[int]:
     return sizes
 
 
-async def _declare_notes(namespace):
-    """A publish-only bus on which group `notes` subscribes to note.kept (declared)."""
-    bus = namespace.bus(consume=False)
-
-    @bus.subscribe("note.kept", group="notes")
-    async def keep(event: Note) -> None:
-        pass
-
-    await bus.start()
-    return bus
-
-
 async def test_a_burst_leaves_in_few_writes_and_each_publish_gets_its_own_answer(
     namespace, monkeypatch
 ):
     # Given a group bound to note.kept only
     sizes = _count_writes(monkeypatch)
-    bus = await _declare_notes(namespace)
+    bus = await declare_notes(namespace)
     # When 200 publishes run concurrently, every other one of a type no group receives
     outcomes = await asyncio.gather(
         *(bus.publish(Note(n=n) if n % 2 == 0 else Stray(n=n)) for n in range(200)),
@@ -81,13 +48,13 @@ async def test_a_burst_leaves_in_few_writes_and_each_publish_gets_its_own_answer
     assert sum(sizes) == 200
     assert len(sizes) <= 10, sizes
     # And exactly the 100 routable messages wait in the queue
-    await wait_for(
+    await eventually(
         lambda: _ready_is(namespace, "notes", 100), 10, "100 messages in the group queue"
     )
 
 
 async def _ready_is(namespace, group: str, expected: int) -> bool:
-    return await _ready(namespace, group) == expected
+    return await namespace.ready(group) == expected
 
 
 async def test_bodies_over_a_frame_and_batches_over_the_write_limit_arrive_whole(namespace):
@@ -104,12 +71,12 @@ async def test_bodies_over_a_frame_and_batches_over_the_write_limit_arrive_whole
         # When eight of them (over 2 MiB, more than one write) are published at once
         await worker.publish_many([Note(n=n, text=t) for n, t in texts.items()])
         # Then each arrives whole
-        await wait_for(lambda: len(got) == 8, 30, "eight big notes")
+        await eventually(lambda: len(got) == 8, 30, "eight big notes")
     assert got == texts
 
 
 async def test_a_cancelled_publish_leaves_the_rest_of_its_burst_alone(namespace):
-    bus = await _declare_notes(namespace)
+    bus = await declare_notes(namespace)
     tasks = [asyncio.create_task(bus.publish(Note(n=n))) for n in range(50)]
     await asyncio.sleep(0)
     tasks[10].cancel()
@@ -118,26 +85,12 @@ async def test_a_cancelled_publish_leaves_the_rest_of_its_burst_alone(namespace)
     others = results[:10] + results[11:]
     assert all(isinstance(r, str) for r in others), others[:3]
     # the cancelled one may or may not have left already; the 49 others are there
-    assert await _ready(namespace, "notes") in (49, 50)
-
-
-async def test_without_the_channel_state_it_needs_the_publisher_sends_one_by_one(
-    namespace, monkeypatch
-):
-    # Given an aiormq whose channel lacks the state the batching uses
-    monkeypatch.setattr(_rabbitmq_publisher, "supported", lambda channel: False)
-    bus = await _declare_notes(namespace)
-    # Then publishing still works, returns included
-    ids = await asyncio.gather(*(bus.publish(Note(n=n)) for n in range(20)))
-    assert len(set(ids)) == 20
-    with pytest.raises(Unroutable):
-        await bus.publish(Stray(n=1))
-    assert await _ready(namespace, "notes") == 20
+    assert await namespace.ready("notes") in (49, 50)
 
 
 async def test_acks_queued_at_shutdown_are_sent_before_the_channel_closes(namespace):
     # Given 300 notes handled by a worker that is then closed gracefully
-    bus = await _declare_notes(namespace)
+    bus = await declare_notes(namespace)
     await bus.publish_many([Note(n=n) for n in range(300)])
     handled: list[int] = []
     worker = namespace.bus()
@@ -147,7 +100,7 @@ async def test_acks_queued_at_shutdown_are_sent_before_the_channel_closes(namesp
         handled.append(event.n)
 
     async with worker:
-        await wait_for(lambda: len(handled) == 300, 30, "300 notes handled")
+        await eventually(lambda: len(handled) == 300, 30, "300 notes handled")
     # Then nothing is left to deliver again: every ack reached the broker
     assert sorted(handled) == list(range(300))
-    assert await _ready(namespace, "notes") == 0
+    assert await namespace.ready("notes") == 0

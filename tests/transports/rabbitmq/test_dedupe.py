@@ -4,10 +4,9 @@ import uuid
 
 import pytest
 
+from tests.support import eventually
 from tidings import ConfigError
 from tidings._core.dedupe import open_dedupe_store
-
-from .conftest import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -32,7 +31,7 @@ async def test_markers_are_per_namespace_and_group_and_expire(redis_server):
         async def expired() -> bool:
             return not await store.seen("orders", "e-1")
 
-        await wait_for(expired, 5, "the marker to expire")
+        await eventually(expired, 5, "the marker to expire")
     finally:
         await store.close()
         await other.close()

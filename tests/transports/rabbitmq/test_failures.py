@@ -8,9 +8,8 @@ import sys
 import pika
 import pytest
 
+from tests.support import eventually
 from tidings import Context, Event, Retry
-
-from .conftest import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -40,8 +39,8 @@ async def test_a_poison_message_is_dead_lettered_after_exactly_attempts_and_repl
         async def dead() -> bool:
             return len(await dlq.list()) == 1
 
-        await wait_for(dead, 15, "the poison job in the DLQ")
-        await wait_for(lambda: len(runs) == 10, 15, "every other job")
+        await eventually(dead, 15, "the poison job in the DLQ")
+        await eventually(lambda: len(runs) == 10, 15, "every other job")
         # Then it ran exactly three times, the others once, and it sits in <bus>.workers.dlq
         assert runs[3] == [1, 2, 3]
         assert all(runs[n] == [1] for n in range(10) if n != 3)
@@ -61,7 +60,7 @@ async def test_a_poison_message_is_dead_lettered_after_exactly_attempts_and_repl
         poison.clear()
         assert "replayed 1" in await _cli(namespace, "dlq", "replay", "workers", "--all")
         # Then it runs again from attempt 1, and the DLQ is empty
-        await wait_for(lambda: runs[3] == [1, 2, 3, 1], 10, "the replayed job")
+        await eventually(lambda: runs[3] == [1, 2, 3, 1], 10, "the replayed job")
         assert await dlq.list() == []
         assert await _depth(namespace, namespace.queue("workers.dlq")) == 0
 
@@ -105,7 +104,7 @@ async def test_listing_the_dlq_does_not_consume_it_and_keeps_its_order(namespace
         async def five() -> bool:
             return len(await dlq.list()) == 5
 
-        await wait_for(five, 10, "five dead letters")
+        await eventually(five, 10, "five dead letters")
         first = [e.entry_id for e in await dlq.list()]
         for _ in range(3):
             assert [e.entry_id for e in await dlq.list()] == first
@@ -131,12 +130,12 @@ async def test_retries_go_through_the_delay_tier_queues(namespace):
 
     async with bus:
         await bus.publish(Job(n=1))
-        await wait_for(lambda: runs == [1], 10, "the first attempt")
+        await eventually(lambda: runs == [1], 10, "the first attempt")
 
         # Then the message waits in the group's 1 s tier queue, counted as scheduled
         async def waiting() -> bool:
             return await _depth(namespace, namespace.queue("workers.delay.1s")) == 1
 
-        await wait_for(waiting, 5, "the message in the 1s delay queue")
+        await eventually(waiting, 5, "the message in the 1s delay queue")
         assert {s.group: s for s in await bus.stats()}["workers"].scheduled == 1
-        await wait_for(lambda: runs == [1, 2], 10, "the retry")
+        await eventually(lambda: runs == [1, 2], 10, "the retry")

@@ -8,9 +8,8 @@ import pika
 import pytest
 from cloudevents.core.bindings.rabbitmq import RabbitMQMessage, from_rabbitmq_event
 
+from tests.support import eventually
 from tidings import Context, Event
-
-from .conftest import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -107,5 +106,5 @@ async def test_plain_json_from_a_pika_producer_reaches_a_tidings_subscriber(name
             _pika_publish, namespace.node.url, namespace.name, "user.created", body, "ext-42"
         )
         # Then the subscriber handles it: type from the routing key, id from message_id
-        await wait_for(lambda: len(got) == 1, 10, "the foreign message")
+        await eventually(lambda: len(got) == 1, 10, "the foreign message")
     assert got == [("grace@example.com", "ext-42", "user.created")]

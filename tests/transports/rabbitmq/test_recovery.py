@@ -7,9 +7,8 @@ from collections import Counter
 
 import pytest
 
+from tests.support import eventually
 from tidings import BrokerUnavailable, Context, Event
-
-from .conftest import wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -47,7 +46,7 @@ async def test_publisher_and_worker_survive_a_broker_restart(namespace):
 
     async with worker, publisher, impatient:
         stream = asyncio.create_task(publish_stream())
-        await wait_for(lambda: len(handled) >= 20, 20, "the stream to flow")
+        await eventually(lambda: len(handled) >= 20, 20, "the stream to flow")
         # When the node goes down mid-stream
         await asyncio.to_thread(namespace.node.stop)
         # (a publisher with a short deadline gives up with BrokerUnavailable meanwhile)
@@ -59,11 +58,11 @@ async def test_publisher_and_worker_survive_a_broker_restart(namespace):
         restarted.set()
         await asyncio.wait_for(stream, 120)
         # Then every event whose publish returned is handled, by the same worker
-        await wait_for(lambda: set(returned) <= set(handled), 90, "every returned event")
+        await eventually(lambda: set(returned) <= set(handled), 90, "every returned event")
         assert len(returned) >= 120
         assert slowest > 1.0, "no publish waited through the outage: the restart was missed"
         # And with idempotent=True no handler ran twice for one event
         assert max(handled.values()) == 1, [i for i, c in handled.items() if c > 1]
         # And the worker is consuming again (a fresh event arrives)
         fresh = await publisher.publish(Tick(n=-1))
-        await wait_for(lambda: fresh in handled, 30, "an event after the restart")
+        await eventually(lambda: fresh in handled, 30, "an event after the restart")

@@ -5,9 +5,8 @@ import asyncio
 import pika
 import pytest
 
+from tests.support import eventually
 from tidings import Context, Event
-
-from .conftest import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -39,7 +38,7 @@ async def test_quorum_queues_on_request(namespace):
 
     async with bus:
         await bus.publish(Step(key="a", n=1))
-        await wait_for(lambda: got == [1], 10, "the event through a quorum queue")
+        await eventually(lambda: got == [1], 10, "the event through a quorum queue")
     # Redeclaring it as a quorum queue is accepted: it is one
     ok = await asyncio.to_thread(
         _declare_ok,
@@ -62,7 +61,7 @@ async def test_an_ordered_group_uses_single_active_consumer_partitions(namespace
         for n in range(10):
             for key in ("a", "b", "c", "d"):
                 await bus.publish(Step(key=key, n=n), key=key)
-        await wait_for(lambda: sum(map(len, seen.values())) == 40, 15, "40 events")
+        await eventually(lambda: sum(map(len, seen.values())) == 40, 15, "40 events")
         assert seen == {k: list(range(10)) for k in "abcd"}
         for n in range(3):
             ok = await asyncio.to_thread(
@@ -91,7 +90,7 @@ async def test_rates_come_from_the_management_api(namespace):
             stats = {s.group: s for s in await bus.stats()}["steps"]
             return bool(stats.publish_rate) and stats.ack_rate is not None
 
-        await wait_for(rated, 30, "publish and ack rates from the management API")
+        await eventually(rated, 30, "publish and ack rates from the management API")
 
 
 async def test_the_oldest_waiting_message_has_an_age(namespace):
@@ -110,7 +109,7 @@ async def test_the_oldest_waiting_message_has_an_age(namespace):
             stats = {s.group: s for s in await bus.stats()}["steps"]
             return stats.ready == 1 and stats.oldest_age >= 1.0
 
-        await wait_for(aged, 30, "an age for the waiting message")
+        await eventually(aged, 30, "an age for the waiting message")
 
 
 class StepUndone(Event, type="step.undone", version=1):

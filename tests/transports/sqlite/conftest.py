@@ -1,9 +1,9 @@
-"""Fixtures for the embedded broker's own tests: fresh files, opened transports, waits."""
+"""Fixtures for the embedded broker's own tests: fresh files, opened transports, messages.
+
+Waits and the recording inbox come from `tests.support`."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,25 +12,10 @@ from typing import Any
 
 import pytest
 
-from tidings.transports import Delivery, Failure, OutgoingMessage, TransportOptions
-from tidings.transports.sqlite import SqliteTransport
+from tidings.transports import Failure, OutgoingMessage, TransportOptions
+from tidings.transports.sqlite import SqliteOptions, SqliteTransport
 
 OpenTransport = Callable[..., Awaitable[SqliteTransport]]
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
-    """Poll `predicate` (sync or async) every 5 ms until it is true; fail after `timeout`
-    seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.005)
 
 
 def message(type: str = "order.placed", body: bytes = b"{}", **fields: Any) -> OutgoingMessage:
@@ -49,30 +34,6 @@ def failure(reason: str = "ValueError: boom", at: float | None = None) -> Failur
     )
 
 
-class Inbox:
-    """A deliver callback that records each delivery, then settles it with `settle`
-    (ack by default)."""
-
-    def __init__(
-        self,
-        transport: SqliteTransport,
-        settle: Callable[[Delivery], Awaitable[None]] | None = None,
-    ) -> None:
-        self.transport = transport
-        self.settle = settle or transport.ack
-        self.deliveries: list[Delivery] = []
-        self.times: list[float] = []
-
-    async def __call__(self, delivery: Delivery) -> None:
-        self.deliveries.append(delivery)
-        self.times.append(time.monotonic())
-        await self.settle(delivery)
-
-    @property
-    def ids(self) -> list[str | None]:
-        return [d.id for d in self.deliveries]
-
-
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'bus.db'}"
@@ -84,11 +45,11 @@ async def open_transport(db_url: str) -> AsyncIterator[OpenTransport]:
     opened: list[SqliteTransport] = []
 
     async def factory(
-        url: str | None = None, *, lease: float = 30.0, **extra: Any
+        url: str | None = None, *, lease: float = 30.0, **settings: Any
     ) -> SqliteTransport:
-        retention = extra.pop("retention", 7 * 24 * 3600.0)
-        options = TransportOptions(lease=lease, retention=retention, extra=extra)
-        transport = SqliteTransport(url or db_url, options)
+        retention = settings.pop("retention", 7 * 24 * 3600.0)
+        options = TransportOptions(lease=lease, retention=retention)
+        transport = SqliteTransport(url or db_url, options, SqliteOptions(**settings))
         await transport.open()
         opened.append(transport)
         return transport

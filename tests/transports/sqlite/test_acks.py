@@ -7,10 +7,11 @@ import logging
 
 import pytest
 
+from tests.support import Inbox, eventually
 from tidings.transports import Delivery, GroupSpec
 from tidings.transports.sqlite._consume_ops import AckOp
 
-from .conftest import Inbox, OpenTransport, eventually, message
+from .conftest import OpenTransport, message
 
 
 def _soon(transport):  # type: ignore[no-untyped-def]
@@ -27,10 +28,10 @@ async def test_queued_acks_are_committed_before_the_transport_closes(
     transport = await open_transport()
     spec = GroupSpec("g", ("x.*",), concurrency=64)
     await transport.declare([spec])
-    inbox = Inbox(transport, _soon(transport))
+    inbox = Inbox(transport, settle_with=_soon(transport))
     await transport.consume(spec, inbox)
     await transport.publish([message("x.y") for _ in range(200)])
-    await eventually(lambda: len(inbox.deliveries) == 200, what="200 deliveries")
+    await eventually(lambda: len(inbox.got) == 200, what="200 deliveries")
     await transport.close()
     # Then a new transport on the file finds nothing left to deliver
     again = await open_transport()
@@ -52,7 +53,7 @@ async def test_acks_of_one_turn_go_in_one_commit(
         return apply_all(cls, tx, ops)
 
     monkeypatch.setattr(AckOp, "apply_all", classmethod(counted))
-    inbox = Inbox(transport, _soon(transport))
+    inbox = Inbox(transport, settle_with=_soon(transport))
     await transport.consume(spec, inbox)
     await transport.publish([message("x.y") for _ in range(64)])
     await eventually(lambda: sum(batches) == 64, what="64 acks committed")
@@ -75,14 +76,14 @@ async def test_a_failed_ack_commit_is_logged_and_the_delivery_comes_back(
         return apply_all(cls, tx, ops)
 
     monkeypatch.setattr(AckOp, "apply_all", classmethod(failing_once))
-    inbox = Inbox(transport, _soon(transport))
+    inbox = Inbox(transport, settle_with=_soon(transport))
     caplog.set_level(logging.WARNING, logger="tidings.sqlite")
     await transport.consume(spec, inbox)
     await transport.publish([message("x.y")])
     # Then the failure is logged and the delivery comes back once its lease ends
-    await eventually(lambda: len(inbox.deliveries) == 2, what="the redelivery")
+    await eventually(lambda: len(inbox.got) == 2, what="the redelivery")
     assert "acknowledgements were not committed" in caplog.text
-    assert [d.attempt for d in inbox.deliveries] == [1, 2]
+    assert [d.attempt for d in inbox.got] == [1, 2]
     await eventually(lambda: _settled(transport), what="the second ack committed")
 
 

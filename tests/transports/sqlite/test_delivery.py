@@ -9,8 +9,8 @@ from collections.abc import Awaitable
 
 import pytest
 
-from tidings import DeadLetterNotFound
-from tidings._exceptions import ConfigError
+from tests.support import Inbox, eventually
+from tidings import ConfigError, DeadLetterNotFound
 from tidings.transports import (
     CAP_DEDUPE,
     CAP_REPLAY_LOG,
@@ -21,7 +21,7 @@ from tidings.transports import (
 )
 from tidings.transports.sqlite import SqliteTransport
 
-from .conftest import Inbox, OpenTransport, eventually, failure, message
+from .conftest import OpenTransport, failure, message
 
 ORDERS = GroupSpec("orders", ("order.*",))
 
@@ -35,7 +35,7 @@ async def test_published_messages_are_delivered_with_their_attributes_and_acked(
 ) -> None:
     # Given a declared group with a consumer
     await transport.declare([ORDERS])
-    inbox = Inbox(transport)
+    inbox = Inbox(transport, auto_ack=True)
     consumer = await transport.consume(ORDERS, inbox)
 
     # When three messages are published in one call
@@ -48,8 +48,8 @@ async def test_published_messages_are_delivered_with_their_attributes_and_acked(
 
     # Then each reached the group, and the consumer got it once with its attributes
     assert routed == [True, True, True]
-    await eventually(lambda: len(inbox.deliveries) == 3, what="three deliveries")
-    by_id = {d.id: d for d in inbox.deliveries}
+    await eventually(lambda: len(inbox.got) == 3, what="three deliveries")
+    by_id = {d.id: d for d in inbox.got}
     for m in sent:
         d = by_id[m.id]
         assert (d.group, d.type, d.body, d.key) == ("orders", m.type, m.body, m.key)
@@ -103,7 +103,7 @@ async def test_a_group_only_message_skips_routing(transport: SqliteTransport) ->
 
 async def test_a_delayed_publish_waits_as_scheduled(transport: SqliteTransport) -> None:
     await transport.declare([ORDERS])
-    inbox = Inbox(transport)
+    inbox = Inbox(transport, auto_ack=True)
     await transport.consume(ORDERS, inbox)
 
     started = time.monotonic()
@@ -111,7 +111,7 @@ async def test_a_delayed_publish_waits_as_scheduled(transport: SqliteTransport) 
     [stats] = await transport.stats()
     assert (stats.scheduled, stats.ready) == (1, 0)
 
-    await eventually(lambda: inbox.deliveries, what="the delayed delivery")
+    await eventually(lambda: inbox.got, what="the delayed delivery")
     assert inbox.times[0] - started >= 0.3
 
 
@@ -130,19 +130,19 @@ async def test_retry_later_redelivers_after_the_delay_with_the_next_attempt(
         else:
             await transport.ack(d)
 
-    inbox = Inbox(transport, settle)
+    inbox = Inbox(transport, settle_with=settle)
     await transport.consume(ORDERS, inbox)
 
     # When a message is published
     await transport.publish([message()])
 
     # Then it is scheduled after the first failure, and comes back with attempt 2, then 3
-    await eventually(lambda: len(inbox.deliveries) == 3, what="three attempts")
-    assert [d.attempt for d in inbox.deliveries] == [1, 2, 3]
+    await eventually(lambda: len(inbox.got) == 3, what="three attempts")
+    assert [d.attempt for d in inbox.got] == [1, 2, 3]
     assert inbox.times[1] - inbox.times[0] >= 0.3
     # the first failure time is kept across retries
-    assert inbox.deliveries[1].first_failed_at == pytest.approx(first_failure.at)
-    assert inbox.deliveries[2].first_failed_at == pytest.approx(first_failure.at)
+    assert inbox.got[1].first_failed_at == pytest.approx(first_failure.at)
+    assert inbox.got[2].first_failed_at == pytest.approx(first_failure.at)
 
 
 async def test_dead_letters_can_be_listed_fetched_replayed_and_purged(
@@ -157,7 +157,7 @@ async def test_dead_letters_can_be_listed_fetched_replayed_and_purged(
         else:
             await transport.ack(d)
 
-    inbox = Inbox(transport, settle)
+    inbox = Inbox(transport, settle_with=settle)
     await transport.consume(ORDERS, inbox)
     sent = [message(body=f"n{i}".encode(), key=f"k{i}", headers={"h": str(i)}) for i in range(4)]
     for m in sent:  # one by one, so the DLQ order is the publish order
@@ -208,8 +208,8 @@ async def test_dead_letters_can_be_listed_fetched_replayed_and_purged(
 
     # Then it goes back to the group only, with attempt 1, and leaves the DLQ
     assert moved == 1
-    await eventually(lambda: len(inbox.deliveries) == 5, what="the replayed delivery")
-    again = inbox.deliveries[-1]
+    await eventually(lambda: len(inbox.got) == 5, what="the replayed delivery")
+    again = inbox.got[-1]
     assert (again.id, again.body, again.attempt, again.replayed) == (
         sent[0].id,
         b"n0-fixed",
@@ -221,18 +221,18 @@ async def test_dead_letters_can_be_listed_fetched_replayed_and_purged(
     # When one entry is purged, then all the rest are replayed
     assert await transport.dlq_purge("orders", [entries[1].entry_id]) == 1
     assert await transport.dlq_replay("orders", None, rebuild) == 2
-    await eventually(lambda: len(inbox.deliveries) == 7, what="two more replays")
-    assert sorted(d.id or "" for d in inbox.deliveries[5:]) == sorted([sent[2].id, sent[3].id])
+    await eventually(lambda: len(inbox.got) == 7, what="two more replays")
+    assert sorted(d.id or "" for d in inbox.got[5:]) == sorted([sent[2].id, sent[3].id])
     assert await transport.dlq_list("orders", 10, 0) == []
     assert await transport.dlq_purge("orders", None) == 0
 
 
 async def test_purging_everything_empties_the_dlq(transport: SqliteTransport) -> None:
     await transport.declare([ORDERS])
-    inbox = Inbox(transport, lambda d: transport.dead_letter(d, failure()))
+    inbox = Inbox(transport, settle_with=lambda d: transport.dead_letter(d, failure()))
     await transport.consume(ORDERS, inbox)
     await transport.publish([message() for _ in range(3)])
-    await eventually(lambda: len(inbox.deliveries) == 3)
+    await eventually(lambda: len(inbox.got) == 3)
 
     async def dead() -> int:
         return len(await transport.dlq_list("orders", 10, 0))
@@ -263,14 +263,12 @@ async def test_replay_redelivers_retained_events_of_the_group_since_a_time(
 
     # Then only the recent matching event comes again, marked as replayed
     assert count == 1
-    inbox = Inbox(transport)
+    inbox = Inbox(transport, auto_ack=True)
     await transport.consume(ORDERS, inbox)
-    await eventually(lambda: len(inbox.deliveries) == 3, what="two originals and one replay")
-    replayed = [(d.id, d.attempt) for d in inbox.deliveries if d.replayed]
+    await eventually(lambda: len(inbox.got) == 3, what="two originals and one replay")
+    replayed = [(d.id, d.attempt) for d in inbox.got if d.replayed]
     assert replayed == [(recent.id, 1)]
-    assert sorted(d.id or "" for d in inbox.deliveries if not d.replayed) == sorted(
-        [old.id, recent.id]
-    )
+    assert sorted(d.id or "" for d in inbox.got if not d.replayed) == sorted([old.id, recent.id])
     with pytest.raises(ConfigError, match="nope"):
         await transport.replay("nope", 0.0)
 
@@ -309,7 +307,7 @@ async def test_stats_count_each_state_of_a_group(open_transport: OpenTransport) 
             await asyncio.Event().wait()  # stays in flight until the consumer stops
 
     spec = GroupSpec("orders", ("order.*",), concurrency=4)
-    consumer = await transport.consume(spec, Inbox(transport, settle))
+    consumer = await transport.consume(spec, Inbox(transport, settle_with=settle))
     await transport.publish([message(body=b) for b in (b"dead", b"later", b"ack", b"hold", b"ack")])
     await eventually(lambda: len(held) == 1, what="the held delivery")
 
@@ -375,8 +373,8 @@ async def test_a_failing_operation_does_not_fail_the_others_committed_with_it(
 async def test_stats_count_the_live_consumers(open_transport: OpenTransport) -> None:
     first, second = await open_transport(), await open_transport()
     await first.declare([ORDERS])
-    one = await first.consume(ORDERS, Inbox(first))
-    await second.consume(ORDERS, Inbox(second))
+    one = await first.consume(ORDERS, Inbox(first, auto_ack=True))
+    await second.consume(ORDERS, Inbox(second, auto_ack=True))
 
     [stats] = await first.stats()
     assert stats.consumers == 2

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tidings._exceptions import BrokerUnavailable, ConfigError, StateError
+from tests.support import Inbox, eventually
+from tidings import BrokerUnavailable, ConfigError, StateError
 from tidings.transports import GroupSpec, TransportOptions
-from tidings.transports.sqlite import SqliteTransport, sqlite_path
+from tidings.transports.sqlite import SqliteOptions, SqliteTransport, create_transport, sqlite_path
 
-from .conftest import Inbox, OpenTransport, eventually, message
+from .conftest import OpenTransport, message
 
 
 @pytest.mark.parametrize(
@@ -42,7 +43,7 @@ def test_urls_follow_sqlalchemy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize(
-    ("extra", "complaint"),
+    ("options", "complaint"),
     [
         ({"synchronous": "SOMETIMES"}, "synchronous"),
         ({"poll_interval": 0}, "poll_interval"),
@@ -51,9 +52,21 @@ def test_urls_follow_sqlalchemy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         ({"polling": 1.0}, "unknown sqlite option"),
     ],
 )
-def test_bad_options_are_config_errors(extra: dict[str, object], complaint: str) -> None:
+def test_bad_options_are_config_errors(
+    options: dict[str, object], complaint: str, tmp_path: Path
+) -> None:
+    # Given a bus URL whose file does not exist; When it is opened with a bad option
+    url = f"sqlite:///{tmp_path / 'bus.db'}"
     with pytest.raises(ConfigError, match=complaint):
-        SqliteTransport("sqlite:///bus.db", TransportOptions(extra=extra))
+        create_transport(url, {"lease": 30.0, **options})
+    # Then nothing was created
+    assert not (tmp_path / "bus.db").exists()
+
+
+def test_options_are_normalised() -> None:
+    settings = SqliteOptions(synchronous="normal", poll_interval=2)
+    assert settings.synchronous == "NORMAL"
+    assert settings.poll_interval == 2.0 and isinstance(settings.poll_interval, float)
 
 
 async def test_a_foreign_sqlite_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -160,10 +173,10 @@ async def test_old_log_entries_and_expired_markers_are_cleaned_up(
     # Then once retention passes, only what a delivery still needs stays in the log
     await eventually(lambda: _count(db_url, "log") == 1, what="the old unrouted entry removed")
     await eventually(lambda: _count(db_url, "dedupe") == 0, what="the expired marker removed")
-    inbox = Inbox(transport)
+    inbox = Inbox(transport, auto_ack=True)
     await transport.consume(spec, inbox)
-    await eventually(lambda: inbox.deliveries, what="the pending delivery")
-    assert inbox.deliveries[0].body == b"still needed"
+    await eventually(lambda: inbox.got, what="the pending delivery")
+    assert inbox.got[0].body == b"still needed"
     await eventually(lambda: _count(db_url, "log") == 0, what="the delivered entry removed")
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from tests.support import Inbox, eventually
 from tidings.transports import Delivery, GroupSpec
 
-from .conftest import Inbox, OpenTransport, eventually, failure, message
+from .conftest import OpenTransport, failure, message
 
 ORDERED = GroupSpec("ledger", ("entry.*",), concurrency=8, ordered=True)
 
@@ -29,12 +30,12 @@ async def test_an_ordered_group_hands_out_only_the_head_of_each_key(
     await transport.publish(sent)
 
     # When a consumer with room for eight starts
-    inbox = Inbox(transport, settle)
+    inbox = Inbox(transport, settle_with=settle)
     await transport.consume(ORDERED, inbox)
 
     # Then it holds the head of each key and every keyless event, nothing more
-    await eventually(lambda: len(inbox.deliveries) == 5, what="five first deliveries")
-    assert sorted(d.body for d in inbox.deliveries) == [
+    await eventually(lambda: len(inbox.got) == 5, what="five first deliveries")
+    assert sorted(d.body for d in inbox.got) == [
         b"a-0",
         b"b-0",
         b"free-0",
@@ -43,13 +44,13 @@ async def test_an_ordered_group_hands_out_only_the_head_of_each_key(
     ]
     for _ in range(20):  # and it stays so while they run
         await asyncio.sleep(0.005)
-        assert len(inbox.deliveries) == 5
+        assert len(inbox.got) == 5
 
     # When handlers finish, each key goes on strictly in publish order
     release.set()
-    await eventually(lambda: len(inbox.deliveries) == 13, what="every delivery")
+    await eventually(lambda: len(inbox.got) == 13, what="every delivery")
     for key in "ab":
-        bodies = [d.body for d in inbox.deliveries if d.key == key]
+        bodies = [d.body for d in inbox.got if d.key == key]
         assert bodies == [f"{key}-{n}".encode() for n in range(5)]
 
 
@@ -63,7 +64,7 @@ async def test_a_scheduled_retry_holds_back_only_its_own_key(open_transport: Ope
         else:
             await transport.ack(d)
 
-    inbox = Inbox(transport, settle)
+    inbox = Inbox(transport, settle_with=settle)
     await transport.consume(ORDERED, inbox)
 
     # When the head of key a fails once and waits for its retry
@@ -73,13 +74,13 @@ async def test_a_scheduled_retry_holds_back_only_its_own_key(open_transport: Ope
 
     # Then key b runs to the end while a's later events wait behind the retry
     await eventually(
-        lambda: [d.body for d in inbox.deliveries if d.key == "b"] == [b"b-0", b"b-1", b"b-2"],
+        lambda: [d.body for d in inbox.got if d.key == "b"] == [b"b-0", b"b-1", b"b-2"],
         what="key b done",
     )
-    assert [(d.body, d.attempt) for d in inbox.deliveries if d.key == "a"] == [(b"a-0", 1)]
+    assert [(d.body, d.attempt) for d in inbox.got if d.key == "a"] == [(b"a-0", 1)]
 
-    await eventually(lambda: len(inbox.deliveries) == 7, what="key a after its retry")
-    assert [(d.body, d.attempt) for d in inbox.deliveries if d.key == "a"] == [
+    await eventually(lambda: len(inbox.got) == 7, what="key a after its retry")
+    assert [(d.body, d.attempt) for d in inbox.got if d.key == "a"] == [
         (b"a-0", 1),
         (b"a-0", 2),
         (b"a-1", 1),
@@ -149,22 +150,22 @@ async def test_leases_are_renewed_while_a_handler_runs(open_transport: OpenTrans
     spec = GroupSpec("g", ("x.*",))
     await first.declare([spec])
     release = asyncio.Event()
-    inbox = Inbox(first, lambda d: _ack_after(first, d, release))
+    inbox = Inbox(first, settle_with=lambda d: _ack_after(first, d, release))
     await first.consume(spec, inbox)
     await first.publish([message("x.y")])
-    await eventually(lambda: inbox.deliveries, what="the first delivery")
-    other = Inbox(second)
+    await eventually(lambda: inbox.got, what="the first delivery")
+    other = Inbox(second, auto_ack=True)
     await second.consume(spec, other)
 
     # When the handler runs for several lease periods
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
         # Then no one else gets the delivery
-        assert other.deliveries == [] and len(inbox.deliveries) == 1
+        assert other.got == [] and len(inbox.got) == 1
         await asyncio.sleep(0.02)
     release.set()
     await eventually(lambda: _idle(first), what="the ack")
-    assert other.deliveries == []
+    assert other.got == []
 
 
 async def _ack_after(transport, delivery: Delivery, release: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
@@ -210,8 +211,8 @@ async def test_stopping_waits_for_handlers_then_returns_the_unfinished_ones(
     assert cancelled == [b"stuck"]
     [stats] = await transport.stats()
     assert (stats.ready, stats.in_flight, stats.consumers) == (1, 0, 0)
-    inbox = Inbox(transport)
+    inbox = Inbox(transport, auto_ack=True)
     await transport.consume(spec, inbox)
-    await eventually(lambda: inbox.deliveries, what="the returned delivery")
-    assert [(d.body, d.attempt) for d in inbox.deliveries] == [(b"stuck", 2)]
+    await eventually(lambda: inbox.got, what="the returned delivery")
+    assert [(d.body, d.attempt) for d in inbox.got] == [(b"stuck", 2)]
     await consumer.stop(0.0)  # stopping twice is harmless

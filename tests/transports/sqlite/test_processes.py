@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 import tidings
+from tests.support import Inbox, eventually
 from tidings.transports import Delivery, GroupSpec
 
-from .conftest import Inbox, OpenTransport, eventually, message
+from .conftest import OpenTransport, message
 
 SRC = str(Path(tidings.__file__).resolve().parent.parent)
 NO_POLL = 60.0  # consumers that only a wake-up can reach within a test's deadline
@@ -46,18 +47,18 @@ async def test_a_group_declared_by_another_process_receives_the_next_publish_at_
     # When the second declares a new group and consumes it
     late = GroupSpec("late", ("x.*",))
     await worker.declare([late])
-    inbox = Inbox(worker)
+    inbox = Inbox(worker, auto_ack=True)
     await worker.consume(late, inbox)
 
     # Then the first process's next publish reaches it
     assert await publisher.publish([message("x.second")]) == [True]
-    await eventually(lambda: inbox.deliveries, timeout=5.0, what="the first delivery")
-    assert inbox.deliveries[0].type == "x.second"
+    await eventually(lambda: inbox.got, timeout=5.0, what="the first delivery")
+    assert inbox.got[0].type == "x.second"
 
     # And, once it is idle, a publish from the other process wakes it at once
     started = time.monotonic()
     await publisher.publish([message("x.third")])
-    await eventually(lambda: len(inbox.deliveries) == 2, timeout=5.0, what="the wake-up")
+    await eventually(lambda: len(inbox.got) == 2, timeout=5.0, what="the wake-up")
     assert inbox.times[1] - started < 1.0
 
 
@@ -152,10 +153,10 @@ async def test_a_killed_workers_delivery_comes_back_with_the_next_attempt(
         child.communicate()
 
     # Then its lease expires and the delivery returns here with attempt 2
-    inbox = Inbox(transport)
+    inbox = Inbox(transport, auto_ack=True)
     await transport.consume(spec, inbox)
-    await eventually(lambda: inbox.deliveries, timeout=10.0, what="the returned delivery")
-    assert [(d.body, d.attempt) for d in inbox.deliveries] == [(b"work", 2)]
+    await eventually(lambda: inbox.got, timeout=10.0, what="the returned delivery")
+    assert [(d.body, d.attempt) for d in inbox.got] == [(b"work", 2)]
 
 
 @pytest.mark.slow
@@ -163,7 +164,7 @@ async def test_an_idle_consumer_uses_almost_no_cpu(open_transport: OpenTransport
     transport = await open_transport()
     spec = GroupSpec("g", ("x.*",))
     await transport.declare([spec])
-    await transport.consume(spec, Inbox(transport))
+    await transport.consume(spec, Inbox(transport, auto_ack=True))
     await asyncio.sleep(0.1)  # let it settle into its idle wait
 
     cpu, wall = time.process_time(), time.monotonic()

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from tidings._exceptions import TidingsError
+from tidings import TidingsError
 from tidings.transports import GroupSpec
 from tidings.transports.sqlite._ops import PublishOp
 

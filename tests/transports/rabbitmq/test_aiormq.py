@@ -1,10 +1,20 @@
-"""Folding acknowledgements into ``multiple`` acks never acks a tag the broker let go of,
-and in the end acknowledges every delivery exactly once."""
+"""The one module using aiormq's internals (`_aiormq`): folding acknowledgements into
+``multiple`` acks never acks a tag the broker let go of and in the end acknowledges every
+delivery exactly once; and without the channel state it needs, publishing and acknowledging
+take the public fallback and still work."""
 
+import asyncio
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidings.transports.rabbitmq._acks import ChannelAcks
+from tests.support import eventually
+from tidings import Unroutable
+from tidings.transports.rabbitmq import _aiormq
+from tidings.transports.rabbitmq._aiormq import ChannelAcks
+
+from .conftest import Note, Stray, declare_notes
 
 
 class Broker:
@@ -59,3 +69,40 @@ def test_a_delivery_never_settled_holds_the_run_back():
     assert [(f.delivery_tag, f.multiple) for f in frames] == [(2, False), (3, False)]
     frames = acks.frames([1])
     assert [(f.delivery_tag, f.multiple) for f in frames] == [(1, True)]
+
+
+@pytest.mark.rabbitmq
+async def test_without_the_channel_state_publishes_and_acks_take_the_public_api(
+    namespace, monkeypatch
+):
+    # Given an aiormq whose channels lack the state the fast paths use
+    asked: list[object] = []
+
+    def unsupported(channel: object) -> bool:
+        asked.append(channel)
+        return False
+
+    monkeypatch.setattr(_aiormq, "supported", unsupported)
+    bus = await declare_notes(namespace)
+    # When 50 notes are published concurrently, and one event no group takes
+    ids = await asyncio.gather(*(bus.publish(Note(n=n)) for n in range(50)))
+    with pytest.raises(Unroutable):
+        await bus.publish(Stray(n=1))
+    # Then each publish got its own confirm and the 50 wait in the queue
+    assert len(set(ids)) == 50
+    assert await namespace.ready("notes") == 50
+    # And when a worker handles them all and closes
+    handled: list[int] = []
+    worker = namespace.bus()
+
+    @worker.subscribe("note.kept", group="notes", concurrency=16)
+    async def keep(event: Note) -> None:
+        handled.append(event.n)
+
+    async with worker:
+        await eventually(lambda: len(handled) == 50, 30, "50 notes handled")
+    # Then every ack reached the broker: nothing comes back
+    assert sorted(handled) == list(range(50))
+    assert await namespace.ready("notes") == 0
+    # And the fallback was chosen for the publishing and the consuming channels alike
+    assert len({id(channel) for channel in asked}) >= 2

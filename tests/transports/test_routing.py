@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tidings import ConfigError
-from tidings.transports._routing import matches, patterns_overlap, validate_pattern
+from tidings.transports import matches, validate_pattern
+from tidings.transports._routing import patterns_overlap
 
 WORDS = st.sampled_from(["a", "b", "c", "order", ""])
 PATTERN_WORDS = st.sampled_from(["a", "b", "c", "order", "*", "#"])
