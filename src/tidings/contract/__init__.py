@@ -19,6 +19,11 @@ broker per test) and subclasses the contract classes::
     class TestMyTransport(TransportContract):
         pass
 
+``Harness(url)`` builds transports through the registry: ``mine`` must be registered with
+`tidings.transports.register_transport` or declared in the ``tidings.transports`` entry-point
+group of an installed package. ``Harness(url, factory=create_transport)`` uses the factory
+instead, for transports and buses (``Bus(url, transport=factory)``) alike.
+
 Call ``pytest.register_assert_rewrite("tidings.contract")`` in your ``conftest.py`` for
 pytest's detailed assertion messages. Time: the base `Harness` runs on real time and the
 contract keeps back-offs tiny; a harness on a `ManualClock` overrides `Harness.tick` so that

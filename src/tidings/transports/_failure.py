@@ -29,7 +29,17 @@ class Failure:
 
 @dataclass(frozen=True, slots=True)
 class RawDeadLetter:
-    """A dead-letter entry as stored by the transport (body still encoded)."""
+    """A dead-letter entry as stored by the transport (body still encoded).
+
+    Attributes:
+        entry_id: the transport's id of the entry (unique within the group's DLQ).
+        group: the group whose dead-letter queue holds it.
+        id, type, body, content_type, headers, key: the message as it was delivered.
+        reason, exception_type, message, traceback: the `Failure` that dead-lettered it.
+        attempts: deliveries made before it was dead-lettered.
+        first_failed_at: epoch seconds of its first failed attempt.
+        last_failed_at: epoch seconds of the failure that dead-lettered it.
+    """
 
     entry_id: str
     group: str
