@@ -120,9 +120,10 @@ class Children:
 
     def finish(self, failed: bool) -> None:
         for child in self.started:
-            child.close()
+            child.kill()
             if failed:
                 sys.stderr.write(f"--- output of {child.describe()} ---\n{child.log}\n")
+            child.close()
 
 
 @pytest.fixture

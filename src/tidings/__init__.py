@@ -12,7 +12,8 @@ from ._core.bus import Bus
 from ._core.context import Context
 from ._core.dlq import DeadLetter, DeadLetters
 from ._core.messages import Command, Event
-from ._core.middleware import Middleware, Outcome, Publication
+from ._core.middleware import Middleware, Outcome
+from ._core.middleware import Publication as Publication
 from ._core.retry import Retry
 from ._exceptions import (
     BrokerUnavailable,

@@ -3,8 +3,6 @@ one embedded-broker file (their output is shown when a test fails)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,24 +10,6 @@ import pytest
 from tests.support import Child, Children
 
 APPS = Path(__file__).parent / "apps"
-
-
-@pytest.fixture
-def children(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Children]:
-    """`tests.support.children`, but showing each child's output before its log is closed.
-
-    A stopgap: `Children.finish` reads a child's log after closing it, which raises
-    ``ValueError: flush of closed file`` instead of showing the output. Delete this fixture
-    once `tests.support` reads the log first.
-    """
-    kids = Children(tmp_path)
-    yield kids
-    report = getattr(request.node, "rep_call", None)
-    if report is None or report.failed:
-        for child in kids.started:
-            child.kill()
-            sys.stderr.write(f"--- output of {child.describe()} ---\n{child.log}\n")
-    kids.finish(failed=False)
 
 
 class Apps:

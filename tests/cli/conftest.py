@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +66,6 @@ APP = textwrap.dedent(
         (OUT / f"fixed-{event['n']}").write_text("")
     """
 )
-
-
-@pytest.fixture
-def children(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Children]:
-    """`tests.support.children`, but showing each child's output before its log is closed.
-
-    A stopgap: `Children.finish` reads a child's log after closing it, which raises
-    ``ValueError: flush of closed file`` instead of showing the output. Delete this fixture
-    once `tests.support` reads the log first.
-    """
-    kids = Children(tmp_path)
-    yield kids
-    report = getattr(request.node, "rep_call", None)
-    if report is None or report.failed:
-        for child in kids.started:
-            child.kill()
-            sys.stderr.write(f"--- output of {child.describe()} ---\n{child.log}\n")
-    kids.finish(failed=False)
 
 
 def cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
