@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 
+from tests.support import eventually
 from tidings import Bus, Command, ConfigError, Event, StateError
-from tidings.transports import mask_url
+from tidings.testing import ManualClock
+from tidings.transports import TransportOptions, mask_url
+from tidings.transports.memory import MemoryTransport, create_transport
 
 
 class OrderPlaced(Event, type="order.placed", version=1):
@@ -176,3 +183,57 @@ async def test_malformed_urls_with_credentials_are_masked(url: str) -> None:
     with pytest.raises(ConfigError, match="malformed") as info:
         await Bus(url).start()
     assert "s3cret" not in str(info.value)
+
+
+class Pinged(Event, type="ping.sent", version=1):
+    n: int
+
+
+async def test_a_bus_runs_on_a_transport_instance_with_the_transports_options() -> None:
+    # Given a transport built by hand (its own name and clock)
+    clock = ManualClock()
+    transport = MemoryTransport(
+        f"memory://{uuid.uuid4().hex}", TransportOptions(name="shop", clock=clock)
+    )
+    bus = Bus(name="shop", transport=transport)
+    got: list[int] = []
+
+    @bus.subscribe("ping.sent", group="pings")
+    async def pinged(event: Pinged) -> None:
+        got.append(event.n)
+
+    # When it publishes, the transport is the one it runs on, on the transport's clock
+    async with bus:
+        assert bus.transport is transport
+        assert bus.clock is clock
+        await bus.publish(Pinged(n=1))
+        await eventually(lambda: got == [1], what="the delivery")
+
+
+async def test_a_bus_calls_a_transport_factory_with_its_settings() -> None:
+    calls: list[tuple[str, dict[str, object]]] = []
+
+    def factory(url: str, options: Mapping[str, Any]) -> MemoryTransport:
+        calls.append((url, dict(options)))
+        return create_transport(url, options)
+
+    url = f"memory://{uuid.uuid4().hex}"
+    bus = Bus(url, name="shop", lease=12.0, transport=factory)
+    async with bus:
+        assert isinstance(bus.transport, MemoryTransport)
+    assert [u for u, _ in calls] == [url]
+    options = calls[0][1]
+    assert (options["name"], options["lease"]) == ("shop", 12.0)
+
+
+async def test_a_factory_must_return_a_transport_and_a_transport_must_be_one() -> None:
+    with pytest.raises(ConfigError, match="factory returned dict, not a Transport"):
+        await Bus("memory://x", transport=lambda url, options: {}).start()  # type: ignore[arg-type,return-value]
+    with pytest.raises(ConfigError, match="must be a tidings.transports.Transport or a factory"):
+        Bus("memory://x", transport="memory://y")  # type: ignore[arg-type]
+
+
+async def test_unknown_transport_options_are_refused_before_connecting() -> None:
+    bus = Bus("memory://x", partitons=8)
+    with pytest.raises(ConfigError, match="partitons"):
+        await bus.start()

@@ -4,11 +4,12 @@ import uuid
 
 import pytest
 
+from tests.servers import redis_server  # noqa: F401 - the session's private Redis
 from tests.support import eventually
 from tidings import ConfigError
 from tidings._core.dedupe import open_dedupe_store
 
-pytestmark = pytest.mark.rabbitmq
+pytestmark = pytest.mark.redis
 
 
 @pytest.mark.parametrize("url", ["memcached://127.0.0.1:11211", "postgresql://u:pw@h/db"])
@@ -18,7 +19,7 @@ def test_other_schemes_are_a_clear_config_error(url):
     assert "redis://" in str(caught.value) and "pw@" not in str(caught.value)
 
 
-async def test_markers_are_per_namespace_and_group_and_expire(redis_server):
+async def test_markers_are_per_namespace_and_group_and_expire(redis_server):  # noqa: F811
     store = open_dedupe_store(redis_server.url, namespace=f"n{uuid.uuid4().hex[:8]}")
     other = open_dedupe_store(redis_server.url, namespace=f"n{uuid.uuid4().hex[:8]}")
     try:
