@@ -36,19 +36,3 @@ async def test_markers_are_per_namespace_and_group_and_expire(redis_server):  # 
     finally:
         await store.close()
         await other.close()
-
-
-async def test_idempotent_without_a_store_is_refused_at_start(namespace):
-    from tidings import Event
-
-    class Ping(Event, type="ping.sent"):
-        n: int
-
-    bus = namespace.bus()
-
-    @bus.subscribe("ping.sent", group="pings", idempotent=True)
-    async def pong(event: Ping) -> None:
-        pass
-
-    with pytest.raises(ConfigError, match="dedupe"):
-        await bus.start()

@@ -369,3 +369,35 @@ async def test_permanent_failures_keep_their_reason() -> None:
         await bus.publish(OrderPlaced(order_id="o-1"))
         await tb.drain()
     assert [o.reason for o in recorder.seen] == ["permanent failure: Permanent: no such warehouse"]
+
+
+async def test_a_publish_hook_that_publishes_inside_a_batch_publishes_everything_once() -> None:
+    class Audit(Middleware):
+        def __init__(self, bus: list[Bus]) -> None:
+            self.bus = bus
+
+        async def publish(self, message, call_next):  # type: ignore[no-untyped-def]
+            if message.type == "blob.stored":
+                await self.bus[0].publish(OrderPlaced(order_id=f"audit-{message.message.blob}"))
+            return await call_next(message)
+
+    holder: list[Bus] = []
+    bus = Bus("memory://unused", middleware=[Audit(holder)])
+    holder.append(bus)
+    stored: list[str] = []
+    audited: list[str] = []
+
+    @bus.subscribe("blob.stored", group="archive")
+    async def store(event: Blob) -> None:
+        stored.append(event.blob)
+
+    @bus.subscribe("order.placed", group="audit")
+    async def audit(event: OrderPlaced) -> None:
+        audited.append(event.order_id)
+
+    async with TestBus(bus) as tb:
+        ids = await bus.publish_many([Blob(blob="a"), Blob(blob="b")])
+        await tb.drain()
+    assert len(set(ids)) == 2
+    assert sorted(stored) == ["a", "b"]
+    assert sorted(audited) == ["audit-a", "audit-b"]

@@ -325,13 +325,11 @@ class Bus:
     ) -> str:
         """Publish `event` to every group subscribed to its type; return its id once the
         broker has made it durable."""
-        pub = self._publisher.publication(event, key=key, id=id, headers=headers, delay=delay)
-        return await self._publisher.publish(pub)
+        return await self._publisher.publish(event, key=key, id=id, headers=headers, delay=delay)
 
     async def publish_many(self, events: Iterable[Message]) -> list[str]:
         """Publish several events with one confirm; return their ids in order."""
-        pubs = [self._publisher.publication(e) for e in events]
-        return await self._publisher.publish_all(pubs)
+        return await self._publisher.publish_all(list(events))
 
     async def send(
         self,
@@ -345,8 +343,7 @@ class Bus:
         """Send `command` to the one group `to`; return its id once it is durable."""
         if not to or not isinstance(to, str):
             raise ConfigError("send() needs the target group: send(command, to='group')")
-        pub = self._publisher.publication(command, key=key, id=id, to=to, delay=delay)
-        return await self._publisher.publish(pub)
+        return await self._publisher.publish(command, key=key, id=id, to=to, delay=delay)
 
     # -- operations ------------------------------------------------------------------------
 

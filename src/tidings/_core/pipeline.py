@@ -38,6 +38,7 @@ __all__ = ["Pipeline", "failure_from"]
 
 logger = logging.getLogger(__name__)
 
+_ACK = Outcome.ack()
 _MAX_REASON = 500
 _MAX_TRACEBACK = 4000
 
@@ -99,6 +100,10 @@ class Pipeline:
     async def __call__(self, delivery: Delivery) -> None:
         ctx = self._context(delivery)
         outcome = await self._stack(ctx)
+        if outcome is _ACK:  # the common case, without another call
+            if not self.transport.ack_soon(delivery):
+                await self.transport.ack(delivery)
+            return
         await self._settle(ctx, outcome)
 
     def _context(self, delivery: Delivery) -> Context:

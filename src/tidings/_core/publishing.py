@@ -10,6 +10,7 @@ their stacks run side by side and meet at one `_Batch`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Literal
@@ -19,7 +20,7 @@ from .._codec.cloudevents import encode
 from .._codec.envelope import Envelope, new_envelope, new_event_id
 from .._exceptions import MessageTooLarge, Unroutable
 from ..transports import OutgoingMessage, Transport
-from .context import Context
+from .context import Context, Pending
 from .messages import Message, message_type_of
 from .middleware import Publication, PublishStack, publish_stack
 
@@ -60,11 +61,26 @@ class Publisher:
         self.clock = clock
         self._transport = transport
         self.middleware = list(middleware)
-        inner = self._publish_one  # one bound method, so `is` below compares like with like
+        inner = self._innermost  # one bound method, so `is` below compares like with like
         stack = publish_stack(middleware, inner)
         self._stack: PublishStack | None = None if stack is inner else stack
 
     # -- building --------------------------------------------------------------------------
+
+    def envelope(
+        self, message: Message, *, key: str | None, id: str | None, cause: Envelope | None
+    ) -> Envelope:
+        """A new envelope for `message`, published now."""
+        mtype, version = message_type_of(message)
+        return new_envelope(
+            id=id or new_event_id(),
+            source=self.source,
+            type=mtype,
+            time=datetime.fromtimestamp(self.clock.time(), UTC),
+            dataversion=version,
+            key=key,
+            cause=cause,
+        )
 
     def publication(
         self,
@@ -78,18 +94,9 @@ class Publisher:
         cause: Envelope | None = None,
     ) -> Publication:
         """`message` with its new envelope, ready for the publish stack."""
-        mtype, version = message_type_of(message)
         if key is not None and not isinstance(key, str):
             key = str(key)
-        envelope = new_envelope(
-            id=id or new_event_id(),
-            source=self.source,
-            type=mtype,
-            time=datetime.fromtimestamp(self.clock.time(), UTC),
-            dataversion=version,
-            key=key,
-            cause=cause,
-        )
+        envelope = self.envelope(message, key=key, id=id, cause=cause)
         data_json = message.__pydantic_serializer__.to_json(message)
         return Publication(envelope, message, key, to, headers, delay, data_json)
 
@@ -98,43 +105,121 @@ class Publisher:
         data_json = pub.data_json
         if data_json is None:
             data_json = pub.message.__pydantic_serializer__.to_json(pub.message)
-        body, content_type, ce_headers = encode(pub.envelope, data_json, self.wire)
+        return self._encode(pub.envelope, data_json, pub.key, pub.to, pub.headers, pub.delay)
+
+    def _encode(
+        self,
+        envelope: Envelope,
+        data_json: bytes,
+        key: str | None,
+        to: str | None,
+        headers: Mapping[str, str] | None,
+        delay: float | None,
+    ) -> OutgoingMessage:
+        body, content_type, ce_headers = encode(envelope, data_json, self.wire)
         if len(body) > self.max_message_size:
             raise MessageTooLarge(
-                f"{pub.envelope.type} message {pub.envelope.id} is {len(body):,} bytes, "
+                f"{envelope.type} message {envelope.id} is {len(body):,} bytes, "
                 f"over the limit of {self.max_message_size:,} (Bus(max_message_size=...))"
             )
-        headers = {**pub.headers, **ce_headers} if pub.headers else ce_headers
         return OutgoingMessage(
-            id=pub.envelope.id,
-            type=pub.envelope.type,
+            id=envelope.id,
+            type=envelope.type,
             body=body,
             content_type=content_type,
-            headers=headers,
-            key=pub.key,
-            delay=float(pub.delay or 0.0),
-            group=pub.to,
+            headers={**headers, **ce_headers} if headers else ce_headers,
+            key=key,
+            delay=float(delay or 0.0),
+            group=to,
             published_at=self.clock.time(),
         )
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def publish(self, pub: Publication) -> str:
+    async def publish(
+        self,
+        message: Message,
+        *,
+        key: str | None = None,
+        id: str | None = None,
+        to: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        delay: float | None = None,
+    ) -> str:
         """Publish one message through the stack; return its id once confirmed."""
-        if self._stack is None:
-            return await self._publish_one(pub)
-        return await self._stack(pub)
+        if self._stack is not None:
+            pub = self.publication(message, key=key, id=id, to=to, headers=headers, delay=delay)
+            # A publish from inside a batched message's middleware is not part of its batch.
+            token = _PLACE.set(None)
+            try:
+                return await self._stack(pub)
+            finally:
+                _PLACE.reset(token)
+        # Without middleware, no `Publication` is made: straight to the transport.
+        if key is not None and not isinstance(key, str):
+            key = str(key)
+        envelope = self.envelope(message, key=key, id=id, cause=None)
+        data_json = message.__pydantic_serializer__.to_json(message)
+        out = [self._encode(envelope, data_json, key, to, headers, delay)]
+        self.check_routed(out, await self._transport().publish(out))
+        return envelope.id
 
-    async def publish_all(self, pubs: Sequence[Publication]) -> list[str]:
-        """Publish several messages with one confirm; return their ids in order."""
-        if not pubs:
+    async def publish_all(
+        self, items: Sequence[Pending | Message], cause: Envelope | None = None
+    ) -> list[str]:
+        """Publish several messages with one confirm; return their ids in order.
+
+        `items` are messages (published with fresh ids) or the `Pending` messages a handler's
+        context held; `cause` is the event they were published in response to.
+        """
+        if not items:
             return []
         if self._stack is None:
-            messages = [self.outgoing(p) for p in pubs]
+            messages = [self._prepared(item, cause) for item in items]
             self.check_routed(messages, await self._transport().publish(messages))
             return [m.id for m in messages]
+        pubs = [self._publication_of(item, cause) for item in items]
         batch = _Batch(self, len(pubs))
-        return list(await asyncio.gather(*(batch.run(p) for p in pubs)))
+        return list(await asyncio.gather(*(batch.run(self._stack, p) for p in pubs)))
+
+    def _prepared(self, item: Pending | Message, cause: Envelope | None) -> OutgoingMessage:
+        if isinstance(item, Pending):
+            message, key, id, to, headers, delay = (
+                item.message,
+                item.key,
+                item.id,
+                item.to,
+                item.headers,
+                item.delay,
+            )
+        else:
+            message, key, id, to, headers, delay = item, None, None, None, None, None
+        if key is not None and not isinstance(key, str):
+            key = str(key)
+        envelope = self.envelope(message, key=key, id=id, cause=cause)
+        data_json = message.__pydantic_serializer__.to_json(message)
+        return self._encode(envelope, data_json, key, to, headers, delay)
+
+    def _publication_of(self, item: Pending | Message, cause: Envelope | None) -> Publication:
+        if isinstance(item, Pending):
+            return self.publication(
+                item.message,
+                key=item.key,
+                id=item.id,
+                to=item.to,
+                headers=item.headers,
+                delay=item.delay,
+                cause=cause,
+            )
+        return self.publication(item, cause=cause)
+
+    async def _innermost(self, pub: Publication) -> str:
+        """The innermost step of the publish stack: join the batch this stack runs in, if
+        any (see `_Batch`), else publish alone."""
+        place = _PLACE.get()
+        if place is not None and place.take():
+            return await place.batch.join(pub)
+        return await self._publish_one(pub)
 
     async def _publish_one(self, pub: Publication) -> str:
         out = [self.outgoing(pub)]
@@ -144,19 +229,7 @@ class Publisher:
     async def flush(self, ctx: Context) -> None:
         """Send what a handler published through its context (after it succeeded), with ids
         derived from the incoming event and correlation taken from it."""
-        pubs = [
-            self.publication(
-                p.message,
-                key=p.key,
-                id=p.id,
-                to=p.to,
-                headers=p.headers,
-                delay=p.delay,
-                cause=ctx.envelope,
-            )
-            for p in ctx.pending
-        ]
-        await self.publish_all(pubs)
+        await self.publish_all(ctx.pending, cause=ctx.envelope)
 
     def check_routed(self, messages: Sequence[OutgoingMessage], routed: Sequence[bool]) -> None:
         """Raise `Unroutable` for a message no group took, unless unroutable is ignored."""
@@ -173,6 +246,30 @@ class Publisher:
             "workers (or await bus.declare()) before publishing, or "
             "Bus(on_unroutable='ignore')"
         )
+
+
+class _Place:
+    """One message's place in a batch, taken by the first ``call_next`` to reach the
+    innermost step (a second call from one middleware publishes on its own)."""
+
+    __slots__ = ("batch", "taken")
+
+    def __init__(self, batch: _Batch) -> None:
+        self.batch = batch
+        self.taken = False
+
+    def take(self) -> bool:
+        if self.taken or self.batch.flushed:
+            return False
+        self.taken = True
+        return True
+
+
+# The place of the message whose stack runs in this task (each `_Batch.run` runs in a task of
+# its own, with its own copy of the context).
+_PLACE: contextvars.ContextVar[_Place | None] = contextvars.ContextVar(
+    "tidings_publish_place", default=None
+)
 
 
 class _Batch:
@@ -192,34 +289,30 @@ class _Batch:
         self.failed: BaseException | None = None  # a message that could not be encoded
         self._sender: asyncio.Task[None] | None = None
 
-    async def run(self, pub: Publication) -> str:
-        """Publish `pub` through the middleware, joining the batch at the innermost step."""
-        joined = False
-
-        async def join(p: Publication) -> str:
-            nonlocal joined
-            if joined or self.flushed:  # a second call_next, or a late one: on its own
-                return await self.publisher._publish_one(p)
-            joined = True
-            try:
-                message = self.publisher.outgoing(p)
-            except BaseException as exc:
-                self.failed = self.failed or exc  # the whole batch is refused, as without hooks
-                self._arrived()
-                raise
-            result = asyncio.get_running_loop().create_future()
-            self.messages.append(message)
-            self.results.append(result)
-            self._arrived()
-            routed = await result
-            self.publisher.check_routed([message], [routed])
-            return p.envelope.id
-
+    async def run(self, stack: PublishStack, pub: Publication) -> str:
+        """Publish `pub` through `stack`, whose innermost step joins this batch."""
+        place = _Place(self)
+        _PLACE.set(place)
         try:
-            return await publish_stack(self.publisher.middleware, join)(pub)
+            return await stack(pub)
         finally:
-            if not joined:
+            if not place.taken:
                 self._arrived()
+
+    async def join(self, pub: Publication) -> str:
+        try:
+            message = self.publisher.outgoing(pub)
+        except BaseException as exc:
+            self.failed = self.failed or exc  # the whole batch is refused, as without hooks
+            self._arrived()
+            raise
+        result = asyncio.get_running_loop().create_future()
+        self.messages.append(message)
+        self.results.append(result)
+        self._arrived()
+        routed = await result
+        self.publisher.check_routed([message], [routed])
+        return pub.envelope.id
 
     def _arrived(self) -> None:
         self.pending -= 1

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _DEFAULT_RETRY = Retry()
+_ACK = Outcome.ack()
 
 Flush = Callable[[Context], Awaitable[None]]
 
@@ -62,12 +63,6 @@ class Decoded:
     error: BaseException | None = None
     handler: Handler | None = None
     event: Any = None
-
-
-def decoded(ctx: Context) -> Decoded:
-    work = ctx._work
-    assert isinstance(work, Decoded), "a pipeline stage ran on a context made elsewhere"
-    return work
 
 
 class Stage(abc.ABC):
@@ -118,7 +113,7 @@ class Validate(Stage):
         self.group = group
 
     async def __call__(self, ctx: Context) -> Outcome:
-        work = decoded(ctx)
+        work: Decoded = ctx._work
         if work.problem is not None:
             return Outcome.dead_letter(f"undecodable message: {work.problem}", work.error)
         handler = self.group.handler_for(ctx.envelope.type)
@@ -151,7 +146,7 @@ class Claim(Stage):
         self.ttl = ttl
 
     async def __call__(self, ctx: Context) -> Outcome:
-        handler = decoded(ctx).handler
+        handler = ctx._work.handler
         if handler is None or not handler.idempotent:
             return await self.next(ctx)
         if not ctx.replayed and await self.store.seen(self.group, ctx.event_id):
@@ -185,7 +180,7 @@ class Timeout(Stage):
         self.watchdog = Watchdog()
 
     async def __call__(self, ctx: Context) -> Outcome:
-        handler = decoded(ctx).handler
+        handler = ctx._work.handler
         timeout = handler.timeout if handler is not None else None
         if timeout is None:
             return await self.next(ctx)
@@ -213,7 +208,7 @@ class Invoke(Stage):
         self.flush = flush
 
     async def __call__(self, ctx: Context) -> Outcome:
-        work = decoded(ctx)
+        work: Decoded = ctx._work
         handler = work.handler
         assert handler is not None
         if handler.wants_context:
@@ -222,4 +217,4 @@ class Invoke(Stage):
             await handler.func(work.event)
         if ctx._out:
             await self.flush(ctx)
-        return Outcome.ack()
+        return _ACK
