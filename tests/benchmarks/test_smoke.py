@@ -48,3 +48,10 @@ def test_embedded_transport_benchmark_prints_its_table(tmp_path: Path) -> None:
         "embedded_throughput.py", "--n", "300", "--rate", "200", "--seconds", "0.5", cwd=tmp_path
     )
     assert "gather window" in out and "raw SQLite" in out
+
+
+def test_pipeline_benchmark_prints_its_rates(tmp_path: Path) -> None:
+    out = run("pipeline.py", "--events", "600", "--rounds", "1", "--middleware", cwd=tmp_path)
+    assert "one pass-through middleware" in out
+    for name in ("publish_many", "publish", "consume"):
+        assert name in out
