@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Generator
 from typing import Any
 
@@ -12,6 +13,12 @@ import pytest
 pytest.register_assert_rewrite("tidings.contract")
 
 from tests.support import children  # noqa: E402, F401  (the fixture, for every test)
+
+# A suite started in the background by a non-interactive shell inherits SIGINT ignored, and so
+# would every child process, which then cannot be stopped with Ctrl-C as the CLI tests do.
+# A handler of our own (unlike "ignored") is reset to the default in a child at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
