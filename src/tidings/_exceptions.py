@@ -32,35 +32,67 @@ __all__ = [
 
 
 class TidingsError(Exception):
-    """Root of every error tidings raises."""
+    """Root of every error tidings raises: ``except TidingsError`` catches them all."""
 
 
 class ConfigError(TidingsError):
-    """A bad URL, option, database file or handler registration."""
+    """A mistake in how tidings is set up, found before or without a broker call.
+
+    A bad or unknown URL scheme, an option a transport does not take (named in the
+    message, with the ones it does), a bad option value, a handler that cannot be
+    registered, a broker file that is not tidings' own. Fix the code or the configuration;
+    retrying cannot help.
+    """
 
 
 class BrokerUnavailable(TidingsError):
-    """The broker cannot be reached, or refused the operation for a reason outside our control."""
+    """The broker cannot be reached, or refused the operation for a reason outside our control.
+
+    A publish that raises it may not have been made durable: publish again (with the same
+    ``id=`` if consumers dedupe). A handler's `Context` publishes that hit it fail the
+    attempt, which is retried.
+    """
 
 
 class Unroutable(TidingsError):
-    """A published event matched no group, or a command was sent to a group that does not exist."""
+    """A published event matched no group, or a command was sent to a group that does not exist.
+
+    Raised by `Bus.publish`, `Bus.publish_many` and `Bus.send` unless the bus was made with
+    ``on_unroutable="ignore"``. Groups exist once a bus that subscribes to them has been
+    opened (a worker started, or ``await bus.declare()``): start the workers before the
+    publishers.
+    """
 
 
 class MessageTooLarge(TidingsError):
-    """An encoded message is larger than the bus's ``max_message_size``."""
+    """An encoded message is larger than the bus's ``max_message_size``.
+
+    Nothing was published (for `Bus.publish_many`, nothing of the batch). Send a reference
+    to large data (a URL, a key in object storage) instead, or raise the limit.
+    """
 
 
 class NotSupported(TidingsError):
-    """The transport does not have the capability asked for (e.g. replay from a log)."""
+    """The transport does not have the capability asked for.
+
+    For example `Bus.replay` on a transport that keeps no log of published events
+    (``memory://``, RabbitMQ).
+    """
 
 
 class StateError(TidingsError):
-    """The bus was used in the wrong lifecycle state (opened twice, used after close)."""
+    """The bus was used in the wrong lifecycle state.
+
+    Subscribing after the bus was opened, opening it twice, publishing before it was
+    opened or after it was closed.
+    """
 
 
 class DeadLetterNotFound(TidingsError, LookupError):
-    """No dead letter with the given entry id exists in the group."""
+    """No dead letter with the given entry id exists in the group.
+
+    Raised by `DeadLetters.get`. Also a `LookupError`.
+    """
 
 
 class Permanent(TidingsError):

@@ -40,7 +40,14 @@ __all__ = ["ManualClock", "PublishedMessage", "TestBus"]
 
 @dataclass(frozen=True, slots=True)
 class PublishedMessage:
-    """One message the bus published (events, commands and context publishes alike)."""
+    """One message the bus published (events, commands and context publishes alike).
+
+    Attributes:
+        envelope: its CloudEvents attributes (None if it could not be decoded).
+        data: its decoded data (a dict for a model), as a consumer would receive it.
+        key: the ordering key it was published with, if any.
+        group: the group a command was sent to; None for an event.
+    """
 
     envelope: Envelope | None
     data: Any
@@ -49,10 +56,12 @@ class PublishedMessage:
 
     @property
     def type(self) -> str | None:
+        """Its event type (``envelope.type``)."""
         return self.envelope.type if self.envelope else None
 
     @property
     def id(self) -> str | None:
+        """Its event id (``envelope.id``)."""
         return self.envelope.id if self.envelope else None
 
 
@@ -86,10 +95,33 @@ class _RecordingTransport(MemoryTransport):
 class TestBus:
     """Run `bus` on a private in-memory broker with a `ManualClock`.
 
+    The bus is your production bus, unchanged: `TestBus` swaps its transport before it
+    opens (so a ``sqlite:///`` URL writes no file), and the pipeline it runs is the real
+    one: retries, dead letters, idempotency, middleware and the buffered publishing of
+    `Context`. Back-off delays wait for the clock, which only moves when the test moves it.
+
+    ```python
+    async def test_reserves_stock() -> None:
+        async with TestBus(bus) as tb:
+            await bus.publish(OrderPlaced(order_id="o-1", total=Decimal("9.90")))
+            await tb.drain(retries=True)
+            assert tb.published_types() == ["order.placed", "stock.reserved"]
+            assert tb.dead_lettered == []
+    ```
+
+    ``async with TestBus(bus)`` opens the bus (declaring its groups and starting its
+    consumers) and closes it on exit; a bus is opened once, so build a new one per test.
+
+    Args:
+        bus: the bus under test; it must not have been opened.
+        clock: the clock to use; a new `ManualClock` by default.
+
     Attributes:
+        bus: the bus under test.
         clock: the clock; ``clock.advance(seconds)`` makes due retries available.
-        published: every message published through the bus, in order.
-        dead_lettered: every dead letter made, in order.
+        published: every message published through the bus, in order (`PublishedMessage`).
+        dead_lettered: every dead letter made, in order (`tidings.DeadLetter`).
+        transport: the in-memory transport the bus runs on.
     """
 
     __test__ = False  # not a pytest test class
@@ -123,15 +155,20 @@ class TestBus:
         await self.bus.close(drain_timeout=1.0)
 
     def published_types(self) -> list[str | None]:
-        """Types of everything published, in order."""
+        """The types of everything published so far, in order (events, commands and
+        context publishes)."""
         return [p.type for p in self.published]
 
     async def drain(self, *, retries: bool = False, timeout: float = 10.0) -> None:
         """Wait until nothing is ready or in flight.
 
-        With ``retries=True`` also move the clock to each scheduled retry in turn until
-        nothing is scheduled either. `timeout` (real seconds) guards against a handler that
-        never returns.
+        A retry waiting for its time is not ready: after ``drain()`` it is still scheduled.
+
+        Args:
+            retries: also move the clock to each scheduled retry (and delayed publish) in
+                turn, until nothing is scheduled either.
+            timeout: real seconds to wait at most, a guard against a handler that never
+                returns (`TimeoutError`).
         """
         broker = self.transport.broker
         async with asyncio.timeout(timeout):

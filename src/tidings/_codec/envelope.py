@@ -102,12 +102,32 @@ def _parse_time(value: Any) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """The CloudEvents attributes around an event's data (read-only).
+    """The CloudEvents 1.0 attributes around an event's data (read-only).
 
-    Core attributes are ``id``, ``source``, ``type``, ``specversion``, ``time``,
-    ``datacontenttype``, ``subject``, ``dataschema``; tidings adds the extension attributes
-    ``dataversion`` (schema version), ``correlationid``, ``causationid``, ``partitionkey``,
-    ``traceparent`` and ``tracestate``. Other extension attributes are kept in `extensions`.
+    A handler reads the incoming event's envelope as ``ctx.envelope``; a publish middleware
+    sees the outgoing one as ``message.envelope`` and may replace it with
+    ``dataclasses.replace(envelope, subject=...)``. See the wire format reference for how
+    it travels.
+
+    Attributes:
+        id: the event id (a UUID unless the publisher gave ``id=``); consumers dedupe on it.
+        source: who published it, ``tidings://<host>/<program>`` unless the bus was given
+            ``source=``.
+        type: the event type, which is also the routing key (``order.placed``).
+        specversion: the CloudEvents version, ``"1.0"``.
+        time: when it was published (UTC), if known.
+        datacontenttype: the media type of the data, ``application/json``.
+        subject: optional CloudEvents subject (what the event is about).
+        dataschema: optional URI of the data's schema.
+        dataversion: the schema version of the data (the model's ``version``); None for
+            messages from other producers, which count as version 1.
+        correlationid: the id of the event that started the flow; set on every message a
+            handler publishes through its context.
+        causationid: the id of the event whose handler published this one.
+        partitionkey: the ordering key it was published with, if any.
+        traceparent: W3C trace context, carried from the causing event, if any.
+        tracestate: W3C trace state, carried with ``traceparent``.
+        extensions: other extension attributes received, by name.
     """
 
     id: str
@@ -127,7 +147,8 @@ class Envelope:
     extensions: Mapping[str, Any] = field(default_factory=dict)
 
     def attributes(self) -> dict[str, Any]:
-        """The attributes as a JSON-ready dict, unset ones left out."""
+        """The attributes as a JSON-ready dict (``time`` as RFC 3339 text), unset ones
+        left out; `extensions` are merged in."""
         out: dict[str, Any] = {"specversion": self.specversion, "id": self.id}
         out["source"] = self.source
         out["type"] = self.type

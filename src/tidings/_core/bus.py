@@ -58,11 +58,13 @@ class Bus:
     """A connection to one broker namespace, with the subscribers registered on it.
 
     Args:
-        url: ``sqlite:///tidings.db`` (embedded broker), ``memory://``, ``amqp://...``;
+        url: ``sqlite:///tidings.db`` (the embedded broker; a relative path, or
+            ``sqlite:////abs/path.db``), ``memory://``, ``amqp://user:pass@host/vhost``;
             None reads ``TIDINGS_URL``, else uses ``sqlite:///tidings.db``.
-        name: the namespace (RabbitMQ exchange, queue prefix).
-        source: CloudEvents ``source`` of what this bus publishes.
-        consume: False makes a publish-only bus even when it has subscribers.
+        name: the namespace of all the bus declares (RabbitMQ exchange, queue prefix).
+        source: CloudEvents ``source`` of what it publishes (``tidings://<host>/<program>``).
+        consume: False makes a publish-only bus even when it has subscribers (a web process
+            that imports the service module to publish); it still declares the groups.
         middleware: `tidings.Middleware` instances, outermost first: each wraps every
             delivery consumed and every message published.
         on_unroutable: ``"error"`` raises `Unroutable` when nothing receives a publish;
@@ -70,16 +72,16 @@ class Bus:
         max_message_size: largest encoded message in bytes (default 1 MiB).
         lease: seconds a delivery stays claimed before it returns (embedded broker).
         retention: seconds published events stay in the retained log (embedded broker).
-        dedupe: URL of an external dedupe store, for transports without their own.
-        wire: ``"structured"`` or ``"binary"`` CloudEvents mode.
+        dedupe: URL of a dedupe store (``redis://host:6379/0``) for transports without one.
+        wire: ``"structured"`` or ``"binary"`` CloudEvents mode (consumers read both).
         dedupe_ttl: seconds a dedupe marker lives (default 24 h).
         clock: time source; tests pass a `ManualClock`.
-        alert_thresholds: thresholds for the alerts in `stats`.
+        alert_thresholds: thresholds for the alerts in `stats` (``backlog``: 1000 ready).
         transport: a `tidings.transports.Transport` to run on instead of the one `url`
             names (its own options apply), or a factory ``(url, options) -> Transport``
             called with this bus's settings when it starts.
-        **options: transport-specific options (e.g. RabbitMQ's ``queue_type``); a name the
-            transport does not know is a `ConfigError`.
+        **options: the transport's own options, e.g. RabbitMQ's ``queue_type``; a name the
+            transport does not know is a `ConfigError`, raised before any connection.
     """
 
     def __init__(
@@ -166,11 +168,23 @@ class Bus:
         ordered: bool = False,
         timeout: float | None = 300.0,
     ) -> Callable[[HandlerFunc], HandlerFunc]:
-        """Register an async handler for events whose type matches `pattern`.
+        """Register an async handler for events whose type matches `pattern` (a decorator).
 
-        `group` defaults to ``module.function`` of the handler. `concurrency` and `ordered`
-        are settings of the group. The handler takes ``(event)`` or ``(event, ctx)``; the
-        event is validated into the first parameter's annotation.
+        The handler takes ``(event)`` or ``(event, ctx)``; the data is validated into the
+        first parameter's annotation (a model, ``dict``, or none for raw JSON).
+
+        Args:
+            pattern: an event type or an AMQP topic pattern (``*`` one word, ``#`` any).
+            group: the group (durable queue) to join; defaults to ``module.function``.
+            retry: the `Retry` policy of the handler; ``Retry()`` by default.
+            concurrency: most deliveries a worker handles at once (a group setting).
+            idempotent: skip event ids the group handled (RabbitMQ needs ``dedupe=``).
+            ordered: one event per key at a time, in publish order (a group setting).
+            timeout: seconds before a running handler is cancelled (a failed attempt).
+
+        Raises:
+            StateError: the bus is open already.
+            ConfigError: a bad pattern or option, or one that conflicts in the group.
         """
         if self._state is not BusState.NEW:
             raise StateError("subscribe handlers before the bus is opened")
@@ -200,6 +214,7 @@ class Bus:
 
     @property
     def state(self) -> BusState:
+        """``NEW``, ``OPEN`` once started, ``CLOSED`` for good."""
         return self._state
 
     @property
@@ -324,7 +339,18 @@ class Bus:
         delay: float | None = None,
     ) -> str:
         """Publish `event` to every group subscribed to its type; return its id once the
-        broker has made it durable."""
+        broker has made it durable.
+
+        Args:
+            key: the ordering key (an ``ordered`` group keeps publish order per key).
+            id: the event id, instead of a new UUID (a retried request reuses it).
+            headers: extra transport headers, seen as ``ctx.headers``.
+            delay: seconds before consumers can take it.
+
+        Raises:
+            Unroutable: no group takes it (unless ``on_unroutable="ignore"``).
+            MessageTooLarge: it is over ``max_message_size``.
+        """
         return await self._publisher.publish(event, key=key, id=id, headers=headers, delay=delay)
 
     async def publish_many(self, events: Iterable[Message]) -> list[str]:
@@ -340,7 +366,9 @@ class Bus:
         id: str | None = None,
         delay: float | None = None,
     ) -> str:
-        """Send `command` to the one group `to`; return its id once it is durable."""
+        """Send `command` to the one group `to` (bypassing routing); return its id once it
+        is durable. `key`, `id` and `delay` are as for `publish`; `Unroutable` when no group
+        `to` exists."""
         if not to or not isinstance(to, str):
             raise ConfigError("send() needs the target group: send(command, to='group')")
         return await self._publisher.publish(command, key=key, id=id, to=to, delay=delay)
@@ -348,7 +376,7 @@ class Bus:
     # -- operations ------------------------------------------------------------------------
 
     async def stats(self) -> list[GroupStats]:
-        """Counters and alerts of every group on the broker."""
+        """Counters and alerts of every group on the broker (what ``tidings queues`` shows)."""
         raw = await self.transport.stats()
         return [evaluate_alerts(s, self.alert_thresholds) for s in raw]
 
@@ -358,8 +386,8 @@ class Bus:
 
     async def replay(self, group: str, since: datetime | str) -> int:
         """Re-deliver to `group` the retained events published since `since` (a datetime or
-        a duration like ``"10m"``, ``"2h"``, ``"1d"``). Raises `NotSupported` on transports
-        without a log."""
+        a duration like ``"10m"``, ``"2h"``, ``"1d"``), marked replayed, bypassing dedupe.
+        Return how many. Raises `NotSupported` on transports without a log."""
         return await self.transport.replay(group, parse_since(since, self.clock.time()))
 
     async def ping(self) -> None:

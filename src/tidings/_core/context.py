@@ -31,14 +31,33 @@ class Pending:
 class Context:
     """What a handler knows about the delivery it is handling, and how it publishes.
 
+    A handler that declares a second parameter receives one per delivery:
+
+    ```python
+    @bus.subscribe("order.placed", group="inventory")
+    async def reserve_stock(order: OrderPlaced, ctx: Context) -> None:
+        if ctx.attempt > 1:
+            logger.info("retrying %s (attempt %d)", ctx.event_id, ctx.attempt)
+        await ctx.publish(StockReserved(order_id=order.order_id), key=ctx.key)
+    ```
+
+    Messages published through the context are held until the handler returns, then sent
+    before the delivery is acknowledged; a handler that fails sends nothing. Their ids are
+    derived from the incoming event id, the group and their position, so a handler run again
+    after a crash between the send and the ack publishes the same ids, and a consumer with
+    ``idempotent=True`` drops the copies. They carry the incoming event's correlation id
+    (or its id) and its id as causation id.
+
     Attributes:
-        event_id: the incoming event's id.
-        envelope: the CloudEvents attributes of the incoming event (read-only).
+        event_id: the incoming event's id (``envelope.id``).
+        envelope: the CloudEvents attributes of the incoming event (a read-only `Envelope`).
         group: the group handling it.
-        attempt: 1 on first delivery, 2 on the first retry, ...
+        attempt: 1 on first delivery, 2 on the first retry, and so on; it counts across
+            restarts and lease expiry, and starts again at 1 after a dead-letter replay.
         key: the ordering key it was published with, if any.
         headers: transport headers as received (read-only).
-        replayed: True when delivered by a replay (dedupe is bypassed).
+        replayed: True when delivered by `Bus.replay` from the retained log; dedupe is
+            bypassed for it.
     """
 
     __slots__ = (
@@ -93,8 +112,20 @@ class Context:
     ) -> str:
         """Publish `event` once the handler returns successfully; return its id now.
 
-        The id is derived from the incoming event id and this message's position unless
-        `id` is given. Correlation and causation ids are taken from the incoming event.
+        Args:
+            event: an `Event` (or `Command`) instance, published to every group subscribed
+                to its type.
+            key: the ordering key (see `Bus.publish`).
+            id: the event id; by default it is derived from the incoming event id, the
+                group and this message's position, so a re-run publishes the same id.
+            headers: extra transport headers.
+            delay: seconds before the event becomes available to consumers.
+
+        Returns:
+            The id the event will be published with.
+
+        A publish that fails once the handler has returned (an unroutable type, a broker
+        that is down) fails the attempt, which is retried under the handler's `Retry`.
         """
         event_id = id or self._derived_id()
         self._out.append(Pending(event, event_id, key, None, headers, delay))
@@ -109,14 +140,25 @@ class Context:
         id: str | None = None,
         delay: float | None = None,
     ) -> str:
-        """Send `command` to group `to` once the handler returns successfully."""
+        """Send `command` to group `to` once the handler returns successfully.
+
+        Args:
+            command: a `Command` (or `Event`) instance.
+            to: the group that handles it.
+            key: the ordering key (see `Bus.publish`).
+            id: the message id; derived from the incoming event by default (see `publish`).
+            delay: seconds before it becomes available to the group.
+
+        Returns:
+            The id the command will be sent with.
+        """
         event_id = id or self._derived_id()
         self._out.append(Pending(command, event_id, key, to, None, delay))
         return event_id
 
     @property
     def pending(self) -> tuple[Pending, ...]:
-        """Messages held until the handler returns."""
+        """What the handler published through this context so far, held until it returns."""
         return tuple(self._out)
 
     def __repr__(self) -> str:

@@ -1,7 +1,7 @@
 """External dedupe stores for transports without their own (RabbitMQ): ``redis://``.
 
-A marker is one Redis key per (bus, group, event id), written with ``SET NX`` and a TTL, as
-source 004 does; it expires on its own, so the store never grows without bound. The marker is
+A marker is one Redis key per (bus, group, event id), written with ``SET NX`` and a TTL; it
+expires on its own, so the store never grows without bound. The marker is
 written after the handler returns: a crash between the effect and the marker re-runs the
 handler once (at-least-once); the transactional inbox closes that window later.
 """

@@ -20,19 +20,25 @@ __all__ = ["DeadLetter", "DeadLetters"]
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """One entry of a group's dead-letter queue.
+    """One entry of a group's dead-letter queue (what `DeadLetters.list` and `get` return).
+
+    An event lands here when its handler raised `Permanent` or an exception its `Retry` does
+    not retry, after its last attempt failed, or when it could not be decoded or validated.
 
     Attributes:
-        entry_id: id of the entry (use it with `DeadLetters.get/replay/purge`).
-        event_id: id of the dead-lettered event.
+        entry_id: id of the entry in the group's dead-letter queue (give it to
+            `DeadLetters.get`, `replay` or `purge`, or to ``tidings dlq show``).
+        event_id: id of the dead-lettered event (None for a foreign message without one).
         type: its event type.
         group: the group it failed in.
-        reason: why, in one line.
+        reason: why, in one line (e.g. ``"failed 5 of 5 attempts: TimeoutError: gateway
+            timeout"``).
         exception_type: qualified name of the exception, if one caused it.
         message: the exception message.
-        traceback: a trimmed traceback.
+        traceback: a trimmed traceback of the last failure, possibly empty.
         attempts: how many times the handler ran.
-        first_failed_at / last_failed_at: when it first and last failed (UTC).
+        first_failed_at: when its first attempt failed (UTC).
+        last_failed_at: when it was dead-lettered (UTC).
         envelope: the CloudEvents attributes, or None when the body could not be decoded.
         data: the decoded data, or the raw body as text when it could not be decoded.
     """
@@ -52,7 +58,8 @@ class DeadLetter:
     data: Any
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view (for ``--json`` output)."""
+        """A JSON-ready dict of every attribute: times as ISO 8601 strings, the envelope as
+        its CloudEvents attributes (what ``tidings dlq list --json`` prints)."""
         return {
             "entry_id": self.entry_id,
             "event_id": self.event_id,
@@ -144,7 +151,13 @@ def _rebuilder(
 
 
 class DeadLetters:
-    """The dead-letter queue of one group (from `Bus.dead_letters`)."""
+    """The dead-letter queue of one group (from `Bus.dead_letters`).
+
+    Every method is a coroutine that talks to the broker, so the bus must be open.
+
+    Attributes:
+        group: the group whose dead letters these are.
+    """
 
     def __init__(self, transport: Transport, group: str, now: Callable[[], float]) -> None:
         self._transport = transport
@@ -152,12 +165,27 @@ class DeadLetters:
         self._now = now
 
     async def list(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
-        """Entries, oldest first."""
+        """The entries, oldest first, a page at a time.
+
+        Args:
+            limit: most entries to return.
+            offset: entries to skip from the oldest.
+
+        Returns:
+            The `DeadLetter` entries of the page.
+        """
         raws = await self._transport.dlq_list(self.group, limit, offset)
         return [_to_public(r) for r in raws]
 
     async def get(self, entry_id: str) -> DeadLetter:
-        """One entry; raises `DeadLetterNotFound` when there is none with that id."""
+        """One entry, by its entry id.
+
+        Args:
+            entry_id: the entry's id (`DeadLetter.entry_id`).
+
+        Raises:
+            DeadLetterNotFound: there is no entry with that id in this group.
+        """
         return _to_public(await self._transport.dlq_get(self.group, entry_id))
 
     async def replay(
@@ -167,16 +195,49 @@ class DeadLetters:
         all: bool = False,
         edit: Callable[[Any], Any] | None = None,
     ) -> int:
-        """Send entries back to this group only, attempts reset; return how many moved.
+        """Send entries back to this group, attempts reset; return how many moved.
 
-        Give `ids`, or ``all=True``. `edit` maps the decoded data to new data first.
+        Each event goes back to this group only, not through routing (other groups already
+        had it), with its attempt count starting again at 1. An entry is removed once the
+        broker confirmed its new message, so a crash in between leaves it in the queue.
+
+        ```python
+        await bus.dead_letters("inventory").replay(all=True)
+        await bus.dead_letters("payment").replay(
+            [entry.entry_id], edit=lambda data: {**data, "card": "4242"}
+        )
+        ```
+
+        Args:
+            ids: the entry ids to replay.
+            all: replay every entry instead.
+            edit: a function applied to each entry's decoded data (a ``dict`` for JSON
+                objects) that returns the data to send instead, to fix a bad event.
+
+        Returns:
+            How many entries went back to the group.
+
+        Raises:
+            ConfigError: neither `ids` nor ``all=True``, or both; or `edit` on an entry
+                whose body cannot be decoded.
         """
         chosen = _choose(ids, all, "replay")
         rebuild = _rebuilder(edit, self._now)
         return await self._transport.dlq_replay(self.group, chosen, rebuild)
 
     async def purge(self, ids: Sequence[str] | None = None, *, all: bool = False) -> int:
-        """Delete entries (give `ids`, or ``all=True``); return how many."""
+        """Delete entries for good.
+
+        Args:
+            ids: the entry ids to delete.
+            all: delete every entry instead.
+
+        Returns:
+            How many entries were deleted.
+
+        Raises:
+            ConfigError: neither `ids` nor ``all=True``, or both.
+        """
         return await self._transport.dlq_purge(self.group, _choose(ids, all, "purge"))
 
     def __repr__(self) -> str:

@@ -46,14 +46,43 @@ class Message(BaseModel):
 class Event(Message):
     """A fact in past tense (``order.placed``), published to every group interested.
 
-    Declare one with ``class OrderPlaced(Event, type="order.placed", version=1)``.
+    An event is a pydantic v2 model whose class keywords give its type and schema version:
+
+    ```python
+    class OrderPlaced(Event, type="order.placed", version=1):
+        order_id: str
+        total: Decimal
+    ```
+
+    The type is the routing key that subscription patterns match: dotted words, without
+    ``*`` or ``#``. `version` (default 1) travels as the ``dataversion`` attribute. The
+    CloudEvents envelope is not made of fields of the model, so a model may have fields
+    named ``id``, ``type`` or ``time``. Unknown fields in incoming data are ignored.
+
+    Raises:
+        ConfigError: (when the class is defined) a type with wildcards or empty words, or a
+            version that is not a positive integer.
     """
 
     __message_kind__: ClassVar[str] = "event"
 
 
 class Command(Message):
-    """A request to one service (``payment.charge``), sent to one group with `Bus.send`."""
+    """A request to one service (``payment.charge``), sent to one group with `Bus.send`.
+
+    Declared like an `Event`, with a type and a version:
+
+    ```python
+    class ChargeCard(Command, type="payment.charge", version=1):
+        order_id: str
+        amount: Decimal
+
+    await bus.send(ChargeCard(order_id="o-1", amount=Decimal("9.90")), to="payment")
+    ```
+
+    The group named in ``to`` receives it whatever its patterns; its handler for the
+    command is the one whose pattern matches the command's type.
+    """
 
     __message_kind__: ClassVar[str] = "command"
 

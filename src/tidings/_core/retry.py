@@ -14,6 +14,20 @@ __all__ = ["Retry"]
 class Retry:
     """How a group retries a failed delivery.
 
+    A handler that raises has failed one attempt. If the exception is retryable and
+    attempts remain, the broker schedules the delivery again after a back-off delay (no
+    worker sleeps on it, and the count survives restarts); otherwise the event goes to the
+    group's dead-letter queue.
+
+    ```python
+    @bus.subscribe("payment.charge", group="payment",
+                   retry=Retry(attempts=3, base=1.0, never=(CardDeclined,)))
+    async def charge(command: ChargeCard) -> None: ...
+    ```
+
+    With the defaults, the delays before attempts 2 to 5 are drawn from up to 0.5, 1, 2 and
+    4 seconds.
+
     Args:
         attempts: total runs of the handler, the first delivery included; after the last
             failed attempt the event is dead-lettered. ``attempts=1`` never retries.
@@ -42,7 +56,8 @@ class Retry:
                 object.__setattr__(self, name, (value,))
 
     def retryable(self, exc: BaseException) -> bool:
-        """True when `exc` may be retried (before counting attempts)."""
+        """True when `exc` may be retried: an instance of `on`, and neither `Permanent` nor
+        an instance of `never` (attempts left are not considered)."""
         if isinstance(exc, (Permanent, *self.never)):
             return False
         return isinstance(exc, self.on)
@@ -52,5 +67,11 @@ class Retry:
         return float(min(self.max_delay, self.base * 2 ** min(attempt - 1, 62)))
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """The full-jitter delay before the attempt after `attempt`."""
+        """A full-jitter delay, in seconds, before the attempt after failed attempt number
+        `attempt`: uniform between 0 and `ceiling` of it.
+
+        Args:
+            attempt: the number of the attempt that failed (1 for the first delivery).
+            rng: the random generator to draw from (the `random` module by default).
+        """
         return (rng or random).uniform(0.0, self.ceiling(attempt))

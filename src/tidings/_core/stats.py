@@ -11,7 +11,12 @@ __all__ = ["AlertThresholds", "evaluate_alerts"]
 
 @dataclass(frozen=True, slots=True)
 class AlertThresholds:
-    """Thresholds for the alert rules of the source material's monitoring section."""
+    """Thresholds of the alert rules `evaluate_alerts` applies to group statistics.
+
+    Attributes:
+        backlog: ready messages over which a group is flagged as backlogged.
+        min_rate: publish rate (per second) under which the rate rule stays quiet.
+    """
 
     backlog: int = 1000
     min_rate: float = 1.0

@@ -11,6 +11,8 @@ __all__ = ["GroupStats"]
 class GroupStats:
     """What a transport can tell about one group (a durable subscription).
 
+    `Bus.stats` returns one per group; ``tidings queues`` prints them.
+
     Attributes:
         group: the group's name.
         ready: deliveries waiting to be taken.
@@ -24,7 +26,9 @@ class GroupStats:
         ack_rate: deliveries acknowledged per second, recent average, or None.
         dead_recent: entries dead-lettered in the recent window (for the DLQ-growth rule),
             or None when the transport cannot tell.
-        alerts: human-readable alert lines from `evaluate_alerts`.
+        alerts: human-readable alert lines (filled in by `Bus.stats`; a transport leaves
+            them empty): a backlog over the threshold, no consumers while messages wait,
+            a publish rate over twice the ack rate, a growing dead-letter queue.
     """
 
     group: str
