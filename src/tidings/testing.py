@@ -100,15 +100,6 @@ class TestBus:
     one: retries, dead letters, idempotency, middleware and the buffered publishing of
     `Context`. Back-off delays wait for the clock, which only moves when the test moves it.
 
-    ```python
-    async def test_reserves_stock() -> None:
-        async with TestBus(bus) as tb:
-            await bus.publish(OrderPlaced(order_id="o-1", total=Decimal("9.90")))
-            await tb.drain(retries=True)
-            assert tb.published_types() == ["order.placed", "stock.reserved"]
-            assert tb.dead_lettered == []
-    ```
-
     ``async with TestBus(bus)`` opens the bus (declaring its groups and starting its
     consumers) and closes it on exit; a bus is opened once, so build a new one per test.
 

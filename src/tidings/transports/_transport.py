@@ -30,7 +30,7 @@ Deliver = Callable[[Delivery], Coroutine[Any, Any, None]]
 
 
 class Consumer(abc.ABC):
-    """A running consumer of one group."""
+    """A running consumer of one group, as `Transport.consume` returns it; `stop` it."""
 
     @abc.abstractmethod
     async def stop(self, timeout: float) -> None:
@@ -54,7 +54,25 @@ class DedupeStore(abc.ABC):
 
 
 class Transport(abc.ABC):
-    """One broker binding. Open and close it with ``async with`` or `open`/`close`."""
+    """One broker binding. Open and close it with ``async with`` or `open`/`close`.
+
+    A bus drives it: `declare` its groups, `publish` with confirms, `consume` a group, and
+    settle each delivery once (`ack`, `retry_later` or `dead_letter`). Subclass it and
+    implement every abstract method; the optional ones (`replay`, `dedupe_store`,
+    `ack_soon`, `ping`) have defaults, so a transport keeps working when the interface
+    grows. A transport never imports tidings' private modules: this package exports all it
+    needs. See the guide "Writing a transport".
+
+    Args:
+        url: the URL it serves (``scheme://...``).
+        options: the common settings from the bus (namespace, lease, clock, ...).
+
+    Attributes:
+        scheme: the URL scheme it serves (``"sqlite"``), used in messages.
+        capabilities: the optional capabilities it has: `CAP_REPLAY_LOG`, `CAP_DEDUPE`.
+        url: the URL it was built for.
+        options: the common settings (`TransportOptions`).
+    """
 
     scheme: ClassVar[str] = ""
     capabilities: ClassVar[frozenset[str]] = frozenset()
