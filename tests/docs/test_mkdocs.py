@@ -49,8 +49,8 @@ def public_names() -> list[str]:
     names = [f"tidings.{n}" for n in [*tidings.__all__, "Publication"]]
     for module in (tidings.testing, tidings.transports, tidings.contract):
         names += [f"{module.__name__}.{n}" for n in module.__all__]
-    for module, members in OPTIONS_AND_FACTORIES.items():
-        names += [f"{module}.{n}" for n in members]
+    for package, members in OPTIONS_AND_FACTORIES.items():
+        names += [f"{package}.{n}" for n in members]
     return names
 
 
