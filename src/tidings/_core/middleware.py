@@ -79,7 +79,15 @@ class Outcome:
 
     @classmethod
     def retry(cls, delay: float, error: BaseException | None = None) -> Outcome:
-        """Deliver again after `delay` seconds, as the next attempt."""
+        """Deliver again after `delay` seconds, as the next attempt.
+
+        Args:
+            delay: seconds before the delivery is available again (0 for at once).
+            error: the exception that caused it; its type and text make the `reason`.
+
+        Raises:
+            ConfigError: a negative, infinite or non-numeric `delay`.
+        """
         if (
             isinstance(delay, bool)
             or not isinstance(delay, int | float)
@@ -93,7 +101,15 @@ class Outcome:
 
     @classmethod
     def dead_letter(cls, reason: str, error: BaseException | None = None) -> Outcome:
-        """Move the delivery to its group's dead-letter queue, saying why."""
+        """Move the delivery to its group's dead-letter queue, saying why.
+
+        Args:
+            reason: one line a person reads in ``tidings dlq list``.
+            error: the exception that caused it, recorded with its traceback.
+
+        Raises:
+            ConfigError: an empty `reason`.
+        """
         if not isinstance(reason, str) or not reason.strip():
             raise ConfigError("Outcome.dead_letter needs a reason: one line saying why")
         return cls("dead_letter", error=error, reason=reason)
