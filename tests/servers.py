@@ -28,6 +28,7 @@ import pytest
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 REDIS_SERVER = "redis-server"
 START_TIMEOUT = 90.0
+ALL_PLUGINS = ("rabbitmq_management", "rabbitmq_consistent_hash_exchange")
 
 
 def free_port() -> int:
@@ -72,9 +73,14 @@ def _pids_listening(port: int) -> list[int]:
 
 @dataclass
 class RabbitNode:
-    """A private RabbitMQ node; `restart` keeps its data directory and ports."""
+    """A private RabbitMQ node; `restart` keeps its data directory and ports.
+
+    `plugins` are the plugins it runs: the management API and the consistent-hash exchange by
+    default; a node started with none is a stock install before ``rabbitmq-plugins enable``.
+    """
 
     base: Path
+    plugins: tuple[str, ...] = ALL_PLUGINS
     amqp_port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
     epmd_port: int = field(default_factory=free_port)
@@ -97,7 +103,7 @@ class RabbitNode:
         for name in ("mnesia", "log", "home"):
             (self.base / name).mkdir(parents=True, exist_ok=True)
         plugins = self.base / "enabled_plugins"
-        plugins.write_text("[rabbitmq_management,rabbitmq_consistent_hash_exchange].\n")
+        plugins.write_text(f"[{','.join(self.plugins)}].\n")
         config = self.base / "rabbitmq.conf"
         config.write_text(
             "\n".join(
@@ -152,6 +158,8 @@ class RabbitNode:
         raise RuntimeError(f"rabbitmq-server did not start in {START_TIMEOUT:g}s: {self._tail()}")
 
     def _management_ready(self) -> bool:
+        if "rabbitmq_management" not in self.plugins:
+            return True
         try:
             with urllib.request.urlopen(f"{self.management_url}/api/overview", timeout=1):
                 return True
@@ -279,6 +287,17 @@ def rabbitmq_node():
         yield node
     finally:
         _release("rabbitmq")
+
+
+@pytest.fixture(scope="session")
+def bare_rabbitmq_node():
+    """A second private RabbitMQ node with no plugins (no management API, no
+    consistent-hash exchange), as a stock install runs; started on first use."""
+    node = _acquire("rabbitmq-bare", lambda base: RabbitNode(base, plugins=()))
+    try:
+        yield node
+    finally:
+        _release("rabbitmq-bare")
 
 
 @pytest.fixture(scope="session")
