@@ -1,5 +1,6 @@
-"""Fixtures for the RabbitMQ transport tests: the session's private node and Redis, and a
-fresh bus namespace per test (deleted afterwards). Waits come from `tests.support`."""
+"""Fixtures for the RabbitMQ transport tests: the session's private node and Redis, a node
+with no plugins (started only by the tests that need one), and a fresh bus namespace per test
+(deleted afterwards). Waits come from `tests.support`."""
 
 import contextlib
 import uuid
@@ -7,7 +8,13 @@ import uuid
 import aio_pika
 import pytest
 
-from tests.servers import RabbitNode, delete_namespace, rabbitmq_node, redis_server  # noqa: F401
+from tests.servers import (  # noqa: F401 - session fixtures
+    RabbitNode,
+    bare_rabbitmq_node,
+    delete_namespace,
+    rabbitmq_node,
+    redis_server,
+)
 from tidings import Bus, Event
 
 

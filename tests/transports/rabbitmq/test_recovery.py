@@ -1,7 +1,10 @@
 """A broker restart mid-stream: publishers retry within their deadline, the worker re-attaches
-by itself, nothing whose publish returned is lost, and an idempotent handler runs once."""
+by itself, nothing whose publish returned is lost, and an idempotent handler runs once; the log
+has one line per connection when it is lost and one when it is back, and nothing from the
+client libraries."""
 
 import asyncio
+import logging
 import time
 from collections import Counter
 
@@ -17,7 +20,11 @@ class Tick(Event, type="tick.made", version=1):
     n: int
 
 
-async def test_publisher_and_worker_survive_a_broker_restart(namespace):
+def _lines(caplog, text: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if text in r.getMessage()]
+
+
+async def test_publisher_and_worker_survive_a_broker_restart(namespace, caplog):
     # Given a worker (idempotent, Redis markers) and a publish-only bus on its own connection
     worker = namespace.bus(dedupe=namespace.redis_url)
     handled: Counter[str] = Counter()
@@ -66,3 +73,20 @@ async def test_publisher_and_worker_survive_a_broker_restart(namespace):
         # And the worker is consuming again (a fresh event arrives)
         fresh = await publisher.publish(Tick(n=-1))
         await eventually(lambda: fresh in handled, 30, "an event after the restart")
+        # And each of the three buses' connections logged one line when it was lost and one
+        # when it was back, naming the broker with the password masked
+        restored = "restored after"
+        await eventually(lambda: len(_lines(caplog, restored)) == 3, 30, "three restored lines")
+        lost = _lines(caplog, "lost the connection to RabbitMQ at")
+        assert len(lost) == 3, [r.getMessage() for r in lost]
+        where = f"127.0.0.1:{namespace.node.amqp_port}"
+        for record in lost + _lines(caplog, restored):
+            assert record.levelno == logging.WARNING and where in record.getMessage()
+            assert "guest:guest" not in record.getMessage()
+        # And no line of aio-pika or aiormq, and no traceback, reached WARNING
+        loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [r.name for r in loud if r.name.split(".")[0] in ("aio_pika", "aiormq")] == []
+        assert [r.getMessage() for r in loud if r.exc_info] == []
+    # Once the buses are closed, the client libraries' lines are the application's again
+    logging.getLogger("aiormq.connection").error("after the buses closed")
+    assert _lines(caplog, "after the buses closed")

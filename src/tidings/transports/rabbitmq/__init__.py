@@ -1,8 +1,8 @@
 """The RabbitMQ transport (``amqp://`` and ``amqps://``), on aio-pika.
 
 Importing this package imports no driver: `RabbitMQOptions` and `create_transport` work
-without the ``rabbitmq`` extra (options are checked before anything needs aio-pika), and
-`RabbitMQTransport` is imported on first use.
+without the ``rabbitmq`` extra (options and the URL are checked before anything needs
+aio-pika), and `RabbitMQTransport` is imported on first use.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..._exceptions import ConfigError
 from .._options import split_options
 from .._transport import Transport
+from ._address import AmqpAddress
 from ._options import RabbitMQOptions
 
 if TYPE_CHECKING:
@@ -26,10 +27,12 @@ def create_transport(url: str, options: Mapping[str, Any]) -> Transport:
     `tidings.transports.TransportFactory`).
 
     Raises:
-        ConfigError: an option the transport does not know or a bad option value (checked
+        ConfigError: an option the transport does not know, a bad option value, a port
+            that is not a number from 1 to 65535 or a host that cannot be parsed (checked
             first, without importing aio-pika), or aio-pika is not installed.
     """
     common, settings = split_options(options, RabbitMQOptions, transport="rabbitmq")
+    AmqpAddress.parse(url).management(settings.management_url)
     try:
         from ._transport import RabbitMQTransport
     except ImportError as exc:

@@ -20,7 +20,7 @@ from ._aiormq import ChannelAcks, send_acks
 
 __all__ = ["AckBatcher"]
 
-log = logging.getLogger("tidings.rabbitmq")
+logger = logging.getLogger(__name__)
 
 
 class AckBatcher:
@@ -61,7 +61,7 @@ class AckBatcher:
         for old in [c for c in self._state if c.is_closed]:
             del self._state[old]
         if channel.is_closed:
-            log.info(
+            logger.info(
                 "%d acknowledgements of %s not sent: their channel closed, so the broker "
                 "delivers those messages again",
                 len(tags),
@@ -74,6 +74,6 @@ class AckBatcher:
         try:
             await send_acks(channel, state, tags)
         except Exception as exc:
-            log.warning(
+            logger.warning(
                 "could not acknowledge %d deliveries of %s: %s", len(tags), self._owner, exc
             )

@@ -40,7 +40,7 @@ DelayAgain = Callable[["RabbitConsumer", DeliveredMessage, float], Coroutine[Any
 """Sends a message that arrived early back through a delay tier for the seconds it still has
 to wait, then acknowledges it on its consumer."""
 
-log = logging.getLogger("tidings.rabbitmq")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True, eq=False)
@@ -128,9 +128,9 @@ class RabbitConsumer(Consumer):
         try:
             await self._attach()
         except Exception as exc:
-            log.error("could not consume %s again after a reconnect: %s", self.spec.name, exc)
+            logger.error("could not consume %s again after a reconnect: %s", self.spec.name, exc)
         else:
-            log.info("consuming %s again after a reconnect", self.spec.name)
+            logger.info("consuming %s again after a reconnect", self.spec.name)
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ class RabbitConsumer(Consumer):
             await coro
         except Exception as exc:
             # The message stays unacknowledged: the broker redelivers it.
-            log.warning("could not delay a message of %s again: %s", self.spec.name, exc)
+            logger.warning("could not delay a message of %s again: %s", self.spec.name, exc)
 
     def _dispatch(self, delivery: Delivery) -> None:
         handle = delivery.handle
@@ -180,7 +180,7 @@ class RabbitConsumer(Consumer):
         except Exception:
             # The pipeline settles every outcome itself; anything escaping it is a defect
             # worth a log line, and the delivery returns to the group when the channel closes.
-            log.exception("delivery callback of %s failed", self.spec.name)
+            logger.exception("delivery callback of %s failed", self.spec.name)
         finally:
             # Cancelled before settling: the channel's close requeues it.
             self.active.discard(delivery.handle)  # type: ignore[arg-type,unused-ignore]

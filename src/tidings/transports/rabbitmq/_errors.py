@@ -3,10 +3,7 @@ what the user can do about it."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import re
-from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 import aiormq.exceptions
@@ -14,7 +11,11 @@ import aiormq.exceptions
 from ..._exceptions import BrokerUnavailable, ConfigError, MessageTooLarge, TidingsError
 from .._urls import mask_url
 
-__all__ = ["quiet_connect_errors", "translate"]
+__all__ = ["HASH_PLUGIN", "reason", "translate"]
+
+HASH_PLUGIN = "rabbitmq_consistent_hash_exchange"
+"""The plugin behind ordered groups' ``x-consistent-hash`` exchanges (it ships with RabbitMQ,
+disabled)."""
 
 _INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)' for (queue|exchange) '([^']+)'")
 
@@ -24,7 +25,8 @@ def _vhost(url: str) -> str:
     return unquote(path[1:]) if len(path) > 1 else "/"
 
 
-def _reply_text(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """The first non-empty line of an error's text (a broker's reply text, say)."""
     words = [a for a in exc.args if isinstance(a, str)]
     text = words[-1] if words else str(exc)
     for line in text.splitlines():
@@ -36,9 +38,14 @@ def _reply_text(exc: BaseException) -> str:
 def translate(exc: BaseException, url: str, doing: str) -> TidingsError:
     """One clear line for an aio-pika/aiormq/socket error, with the URL's password masked."""
     where = mask_url(url)
-    text = _reply_text(exc)
+    text = reason(exc)
     if isinstance(exc, TidingsError):
         return exc
+    if "unknown exchange type" in text and "x-consistent-hash" in text:
+        return ConfigError(
+            f"{doing} on {where}: ordered groups need the RabbitMQ consistent-hash exchange "
+            f"plugin: run rabbitmq-plugins enable {HASH_PLUGIN}"
+        )
     if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
         found = _INEQUIVALENT.search(text)
         if found:
@@ -70,21 +77,3 @@ def translate(exc: BaseException, url: str, doing: str) -> TidingsError:
     if isinstance(exc, OSError | ConnectionError | aiormq.exceptions.AMQPConnectionError):
         return BrokerUnavailable(f"cannot reach RabbitMQ at {where} ({doing}): {text}")
     return BrokerUnavailable(f"{doing} on {where} failed: {type(exc).__name__}: {text}")
-
-
-class _DropConnectErrors(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "error when creating transport" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def quiet_connect_errors() -> Iterator[None]:
-    """Silence aiormq's own ERROR log of a failed first connect: we raise one clear error
-    instead (a reconnect failing later is still logged)."""
-    target = logging.getLogger("aiormq.connection")
-    dropper = _DropConnectErrors()
-    target.addFilter(dropper)
-    try:
-        yield
-    finally:
-        target.removeFilter(dropper)

@@ -2,7 +2,8 @@
 
 AMQP cannot list queues or bindings, tell unacknowledged counts or rates; the management API
 can (sampled by the broker every ``collect_statistics_interval``). When it does not answer,
-it is left alone for `RETRY_AFTER` seconds and callers do without (see `_stats`).
+it is left alone for `RETRY_AFTER` seconds and callers do without (see `_stats`); `failure`
+says why, for the one warning the stats log.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from ._address import ManagementAddress
+
 __all__ = ["Binding", "Management", "QueueInfo"]
 
 RETRY_AFTER = 30.0
+TIMEOUT = 2.0
+"""Seconds one request may take (a host that drops packets costs this once per `RETRY_AFTER`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,45 +45,81 @@ class Binding:
     routing_key: str
 
 
-def _default_management_url(amqp_url: str) -> str:
-    parts = urllib.parse.urlsplit(amqp_url)
-    host = parts.hostname or "localhost"
-    scheme = "https" if parts.scheme == "amqps" else "http"
-    return f"{scheme}://{host}:15672"
+def _why(exc: BaseException, user: str) -> str:
+    """One line on why a request failed, with what fixes it where we can tell."""
+    if isinstance(exc, urllib.error.HTTPError):
+        if exc.code in (401, 403):
+            return (
+                f"it refused user {user!r} (HTTP {exc.code}): the user needs the monitoring "
+                "or management tag (rabbitmqctl set_user_tags USER monitoring), and the guest "
+                "user may only log in from localhost"
+            )
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {TIMEOUT:g}s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    if isinstance(exc, ValueError):
+        return f"not a management API answer ({exc})"
+    return str(exc) or type(exc).__name__
 
 
 class Management:
-    """A small client of the management HTTP API, used only when it answers."""
+    """A small client of the management HTTP API, used only when it answers.
 
-    def __init__(self, amqp_url: str, management_url: str | None) -> None:
-        parts = urllib.parse.urlsplit(amqp_url)
-        self._user = urllib.parse.unquote(parts.username or "guest")
-        self._password = urllib.parse.unquote(parts.password or "guest")
-        vhost = urllib.parse.unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-        self._vhost = urllib.parse.quote(vhost, safe="")
-        self._base = (management_url or _default_management_url(amqp_url)).rstrip("/")
+    Args:
+        address: its base URL and the credentials and virtual host to use.
+    """
+
+    def __init__(self, address: ManagementAddress) -> None:
+        self._address = address
+        self._base = address.base
+        self._vhost = address.vhost_path
         self._down_until = 0.0
+        self.failure: str | None = None
+        """Why the last request failed (None once one succeeds)."""
+
+    @property
+    def url(self) -> str:
+        """The base URL (credentials are never part of it)."""
+        return self._base
 
     def _get(self, path: str) -> Any:
         request = urllib.request.Request(f"{self._base}{path}")
-        token = base64.b64encode(f"{self._user}:{self._password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-        with urllib.request.urlopen(request, timeout=2.0) as response:
-            return json.loads(response.read())
+        credentials = f"{self._address.user}:{self._address.password}".encode()
+        request.add_header("Authorization", f"Basic {base64.b64encode(credentials).decode()}")
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the response, and so the socket
+            raise
+
+    async def _fetch(self, path: str) -> Any | None:
+        """The decoded answer, or None when the API does not answer (then left alone for
+        `RETRY_AFTER` seconds)."""
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            answer = await asyncio.to_thread(self._get, path)
+        except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
+            self._down_until = time.monotonic() + RETRY_AFTER
+            self.failure = _why(exc, self._address.user)
+            return None
+        self.failure = None
+        return answer
 
     async def queues(self, prefix: str) -> list[QueueInfo] | None:
         """The vhost's queues named ``<prefix>.*``, or None when the API does not answer."""
-        if time.monotonic() < self._down_until:
-            return None
         pattern = urllib.parse.quote("^" + prefix.replace(".", "\\.") + "\\.", safe="")
         path = (
             f"/api/queues/{self._vhost}?use_regex=true&name={pattern}"
             "&columns=name,arguments,messages_unacknowledged,message_stats,head_message_timestamp"
         )
-        try:
-            rows = await asyncio.to_thread(self._get, path)
-        except (OSError, ValueError, urllib.error.URLError):
-            self._down_until = time.monotonic() + RETRY_AFTER
+        rows = await self._fetch(path)
+        if rows is None:
             return None
         out: list[QueueInfo] = []
         if not isinstance(rows, list):
@@ -101,12 +142,8 @@ class Management:
     async def bindings(self, prefix: str) -> list[Binding] | None:
         """Bindings of the vhost whose destination is named ``<prefix>.*``, or None when
         the API does not answer."""
-        if time.monotonic() < self._down_until:
-            return None
-        try:
-            rows = await asyncio.to_thread(self._get, f"/api/bindings/{self._vhost}")
-        except (OSError, ValueError, urllib.error.URLError):
-            self._down_until = time.monotonic() + RETRY_AFTER
+        rows = await self._fetch(f"/api/bindings/{self._vhost}")
+        if rows is None:
             return None
         return [
             Binding(

@@ -30,9 +30,14 @@ class RabbitMQOptions:
         publish_timeout: seconds a publish may take, reconnects included, before
             `BrokerUnavailable`.
         reconnect_interval: seconds between two attempts to reconnect.
-        management_url: base URL of the management HTTP API (default
-            ``http://<host>:15672``, ``https`` for ``amqps://``), used for rates, in-flight
-            counts of other processes, group discovery and unbinding stale patterns.
+        connect_timeout: seconds the first connection may take (default 10): a broker that
+            does not answer by then is `BrokerUnavailable` when the bus starts, never an
+            endless retry. Reconnecting after a lost connection has no such bound.
+        management_url: base URL of the management HTTP API; default ``http://<host>:15672``
+            (``https://<host>:15671`` for ``amqps://``), logging in with the AMQP URL's user
+            and password unless the management URL carries its own. Used for rates,
+            in-flight counts of other processes, group discovery and unbinding stale
+            patterns; without it stats fall back to AMQP counters (one warning says so).
 
     Raises:
         ConfigError: a value of the wrong kind, naming the option.
@@ -42,6 +47,7 @@ class RabbitMQOptions:
     partitions: int = 4
     publish_timeout: float = 30.0
     reconnect_interval: float = 1.0
+    connect_timeout: float = 10.0
     management_url: str | None = None
 
     def __post_init__(self) -> None:
@@ -50,7 +56,7 @@ class RabbitMQOptions:
         value = self.partitions
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"partitions must be a positive integer, not {value!r}")
-        for name in ("publish_timeout", "reconnect_interval"):
+        for name in ("publish_timeout", "reconnect_interval", "connect_timeout"):
             object.__setattr__(self, name, _positive_seconds(name, getattr(self, name)))
         management = self.management_url
         object.__setattr__(self, "management_url", str(management) if management else None)

@@ -10,10 +10,15 @@ groups declared by other processes also come from the management API; without it
 the groups this transport declared or consumed and leave the rates None. ``oldest_age`` comes
 from the management API's ``head_message_timestamp`` (our ``timestamp`` property, whole
 seconds) of the group's queues, else 0.
+
+When the management API does not answer, the first read logs one WARNING naming its URL,
+what is missing and how to fix it (`UNREACHABLE`); it logs that again only after the API
+answered in between.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,10 +30,20 @@ from ._consumer import RabbitConsumer
 from ._management import Management, QueueInfo
 from ._wire import TIERS, Names
 
-__all__ = ["DEAD_WINDOW", "GroupCounters"]
+__all__ = ["DEAD_WINDOW", "UNREACHABLE", "GroupCounters"]
+
+logger = logging.getLogger(__name__)
 
 DEAD_WINDOW = 300.0
 """Seconds over which recent dead letters are counted."""
+
+UNREACHABLE = (
+    "the RabbitMQ management API at %s is unreachable (%s): stats show only AMQP counters "
+    "(ready, consumers, scheduled, dead; no rates, no in-flight counts of other processes) "
+    "and only for the groups this process declared (%s); give its URL with --management-url "
+    "or Bus(management_url=...), or enable it: rabbitmq-plugins enable rabbitmq_management"
+)
+"""The one warning of a transport whose management API does not answer."""
 
 Depth = Callable[[str], Awaitable[tuple[int, int] | None]]
 """(messages ready, consumers) of a queue, or None when it does not exist."""
@@ -66,6 +81,7 @@ class GroupCounters:
         self._consumers = consumers
         self._clock = clock
         self._dead_at: dict[str, deque[float]] = {}
+        self._warned = False
 
     def dead_lettered(self, group: str) -> None:
         """Count one dead letter of `group` made by this process."""
@@ -83,7 +99,9 @@ class GroupCounters:
         names = self._names
         groups = {name: spec.ordered for name, spec in self._declared().items()}
         by_group: dict[str, list[QueueInfo]] = {}
-        rows = await self._management.queues(names.prefix) or []
+        found = await self._management.queues(names.prefix)
+        self._report(found is not None, sorted(groups))
+        rows = found or []
         for row in rows:
             if row.group is not None and row.name == names.queue(row.group):
                 groups.setdefault(row.group, False)
@@ -95,6 +113,20 @@ class GroupCounters:
                 if row.name == own or row.name.startswith(own + "."):
                     by_group.setdefault(group, []).append(row)
         return groups, by_group
+
+    def _report(self, answered: bool, declared: list[str]) -> None:
+        """Warn once when the management API stops answering; say when it is back."""
+        management = self._management
+        if answered and self._warned:
+            self._warned = False
+            logger.info("the RabbitMQ management API at %s answers again", management.url)
+        elif not answered and not self._warned:
+            self._warned = True
+            shown = ", ".join(declared[:5]) or "none"
+            if len(declared) > 5:
+                shown += f" and {len(declared) - 5} more"
+            why = management.failure or "no answer"
+            logger.warning(UNREACHABLE, management.url, why, shown)
 
     def _main(self, group: str, ordered: bool) -> list[str]:
         if ordered:

@@ -10,26 +10,67 @@ dead-lettering into the direct exchange with the group's name, and ``<bus>.<grou
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
+import aiormq
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel
 
+from ..._exceptions import ConfigError
 from .._group import GroupSpec
+from ._errors import HASH_PLUGIN, reason
 from ._management import Binding
 from ._options import RabbitMQOptions
 from ._wire import H_HASH, TIERS, Names
 
 __all__ = [
     "declare_bus",
+    "declare_group",
+    "require_hash_exchange",
     "stale_bindings",
     "unbind",
-    "declare_group",
 ]
 
 GROUP_ARG = "x-tidings-group"
 """Queue argument naming the group a main (or first partition) queue belongs to, so stats
 can discover groups other processes declared (through the management API)."""
+
+
+HASH_TYPE = "x-consistent-hash"
+HASH_ARGS: dict[str, Any] = {"hash-header": H_HASH}
+
+
+async def require_hash_exchange(url: str, names: Names, spec: GroupSpec, timeout: float) -> None:
+    """Declare an ordered group's consistent-hash exchange on a connection of its own.
+
+    Without the plugin the broker closes the whole *connection* (COMMAND_INVALID, "unknown
+    exchange type"); on the transport's robust connection that would be a lost connection
+    and a reconnect, so the first ordered group is tried here. Other errors are left to the
+    real declaration, which reports them.
+
+    Raises:
+        ConfigError: the plugin is not enabled, with the command that enables it.
+    """
+    connection = await asyncio.wait_for(aiormq.connect(url), timeout)
+    try:
+        channel = await connection.channel()
+        await channel.exchange_declare(
+            names.hash_exchange(spec.name),
+            exchange_type=HASH_TYPE,
+            durable=True,
+            arguments=HASH_ARGS,
+        )
+    except Exception as exc:
+        if "unknown exchange type" in reason(exc):
+            raise ConfigError(
+                f"ordered group {spec.name!r} needs the RabbitMQ consistent-hash exchange "
+                f"plugin: run rabbitmq-plugins enable {HASH_PLUGIN}"
+            ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
 
 
 async def declare_bus(channel: AbstractChannel, names: Names) -> None:
@@ -49,10 +90,7 @@ async def declare_group(
     delay = await channel.get_exchange(names.delay_exchange, ensure=False)
     if spec.ordered:
         hashed = await channel.declare_exchange(
-            names.hash_exchange(spec.name),
-            "x-consistent-hash",
-            durable=True,
-            arguments={"hash-header": H_HASH},
+            names.hash_exchange(spec.name), HASH_TYPE, durable=True, arguments=HASH_ARGS
         )
         for pattern in spec.patterns:
             await hashed.bind(exchange, pattern)

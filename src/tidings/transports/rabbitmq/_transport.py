@@ -9,19 +9,22 @@ Publishing: persistent messages, publisher confirms always on, ``mandatory`` so 
 queue takes comes back as a return and is reported (``False``); a burst is pipelined (every
 message is sent, then every confirm awaited). A publish interrupted by a lost connection is
 retried (the unconfirmed messages only) until ``publish_timeout`` seconds (default 30) pass,
-then `BrokerUnavailable` (see `_publisher`). `connect_robust` restores channels and consumers
-by itself.
+then `BrokerUnavailable` (see `_publisher`). The robust connection restores channels and
+consumers by itself; losing it and getting it back are one WARNING line each (`_connection`),
+and the client libraries' own log lines are kept out of the application's log while the
+transport is open (`_client_logs`).
+
+The URL is checked when the transport is made (a bad port or host is a `ConfigError` before
+anything connects), and the first connection is bounded by ``connect_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable, Sequence
 
-import aio_pika
 import aiormq.abc
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
@@ -35,14 +38,22 @@ from .._options import TransportOptions
 from .._stats import GroupStats
 from .._transport import Consumer, Deliver, Transport
 from .._urls import mask_url
+from ._address import AmqpAddress
+from ._connection import WatchedConnection
 from ._consumer import Handle, RabbitConsumer
 from ._dlq import DeadLetterQueues, dead_letter_headers
-from ._errors import quiet_connect_errors, translate
+from ._errors import translate
 from ._management import Management
 from ._options import RabbitMQOptions
 from ._publisher import ConfirmedPublisher, Outbound
 from ._stats import GroupCounters
-from ._topology import declare_bus, declare_group, stale_bindings, unbind
+from ._topology import (
+    declare_bus,
+    declare_group,
+    require_hash_exchange,
+    stale_bindings,
+    unbind,
+)
 from ._wire import (
     H_ATTEMPT,
     H_DUE_AT,
@@ -56,16 +67,22 @@ from ._wire import (
 
 __all__ = ["RabbitMQTransport"]
 
-log = logging.getLogger("tidings.rabbitmq")
-
 
 class RabbitMQTransport(Transport):
     """RabbitMQ binding.
 
     Args:
-        url: ``amqp://user:pass@host:port/vhost`` or ``amqps://...``.
+        url: ``amqp://user:pass@host:port/vhost`` or ``amqps://...``; every part may be
+            left out (``amqp://`` is guest on localhost:5672, virtual host ``/``).
         options: the common settings (`name` is the exchange name and queue prefix).
         settings: the transport's own options (defaults when None).
+
+    Attributes:
+        address: the checked URL with its defaults filled in (host, port, user, vhost).
+
+    Raises:
+        ConfigError: a port that is not a number from 1 to 65535, a host that cannot be
+            parsed or a malformed ``management_url``, before anything connects.
     """
 
     scheme = "amqp"
@@ -76,11 +93,19 @@ class RabbitMQTransport(Transport):
     ) -> None:
         super().__init__(url, options)
         self.settings = settings if settings is not None else RabbitMQOptions()
+        self.address = AmqpAddress.parse(url)
         self.partitions = self.settings.partitions
         self.names = Names(options.name)
         self.publish_timeout = self.settings.publish_timeout
         self.reconnect_interval = self.settings.reconnect_interval
-        self._management = Management(url, self.settings.management_url)
+        self._management = Management(self.address.management(self.settings.management_url))
+        self._link = WatchedConnection(
+            self.address,
+            name=options.name,
+            connect_timeout=self.settings.connect_timeout,
+            reconnect_interval=self.reconnect_interval,
+        )
+        self._hash_checked = False
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._ops: AbstractChannel | None = None
@@ -100,19 +125,18 @@ class RabbitMQTransport(Transport):
             clock=options.clock,
         )
 
+    @property
+    def management_url(self) -> str:
+        """The management API's base URL in use (given, or derived from the AMQP URL)."""
+        return self._management.url
+
     # -- connection --------------------------------------------------------------------------
 
     async def open(self) -> None:
         if self._connection is not None:
             return
         try:
-            with quiet_connect_errors():
-                self._connection = await aio_pika.connect_robust(
-                    self.url,
-                    timeout=10.0,
-                    reconnect_interval=self.reconnect_interval,
-                    client_properties={"connection_name": f"tidings {self.options.name}"},
-                )
+            self._connection = await self._link.open()
             self._publisher = await self._connection.channel(
                 publisher_confirms=True, on_return_raises=True
             )
@@ -133,9 +157,7 @@ class RabbitMQTransport(Transport):
         self._publisher = self._ops = None
         if sender is not None:
             await sender.close()
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.close()
+        await self._link.close(connection)
 
     async def close(self) -> None:
         for consumer in list(self._consumers):
@@ -188,6 +210,11 @@ class RabbitMQTransport(Transport):
         # closes the channel it happened on.
         channel = await self.connection_for_consumers().channel()
         try:
+            ordered = [spec for spec in groups if spec.ordered]
+            if ordered and not self._hash_checked:
+                url, timeout = self.address.driver_url(), self.settings.connect_timeout
+                await require_hash_exchange(url, self.names, ordered[0], timeout)
+                self._hash_checked = True
             await declare_bus(channel, self.names)
             for spec in groups:
                 await declare_group(channel, self.names, spec, self.settings)
