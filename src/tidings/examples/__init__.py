@@ -6,11 +6,11 @@ package's ``create_bus(url, settings)`` builds a bus with all of them (or some o
 The same code runs on ``memory://``, ``sqlite:///file.db`` and RabbitMQ.
 
 * `tidings.examples.shop` — order -> stock -> payment -> shipping -> notification, with
-  declined payments compensated by choreography (sources 003 and 004).
+  declined payments compensated by choreography.
 * `tidings.examples.streaming` — video events fanned out to recommendation, notification
-  and a flaky analytics service (source 002).
+  and a flaky analytics service.
 * `tidings.examples.signup` — a sign-up API that answers at once while the e-mail and
-  points services catch up, even when one of them is down (source 001).
+  points services catch up, even when one of them is down.
 
 Failures are decided per event by `tidings.examples.plan`, from a hash of the seed and the
 event's identity, so concurrency and the number of worker processes cannot change them.

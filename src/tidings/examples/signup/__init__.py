@@ -4,7 +4,8 @@ The sign-up *api* publishes ``user.created`` and returns. The *email* service (a
 per message, four at a time) sends the welcome e-mail; the *points* service credits the
 welcome points. While the e-mail service is down, sign-ups still succeed and points are
 still credited: ``user.created`` waits in the ``email`` group's queue, and the e-mails go
-out once the service is back (source 001: fault isolation and load levelling).
+out once the service is back: the services are isolated from each other's faults, and
+the queue levels the load.
 
 Run the services with ``tidings run tidings.examples.signup.worker:bus`` (or one of them
 with ``--group email``), or everything with ``tidings demo signup``.
