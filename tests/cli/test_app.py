@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+import typer
 
+from tidings._cli import app
 from tidings._cli.app import hoist_global_options
+from tidings._cli.demo import _dlq_hint
 
 from .conftest import cli
 
@@ -62,3 +66,44 @@ def test_passwords_are_masked_in_errors(url: str) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")
     assert "s3cr3t-pw" not in result.output
+
+
+def command_paths() -> list[list[str]]:
+    """Every command path of `tidings` (groups included): [], ["run"], ["dlq", "list"], ..."""
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(root, [])
+    return paths
+
+
+def test_every_command_has_help_without_bool_placeholders() -> None:
+    paths = command_paths()
+    assert ["dlq", "replay"] in paths and ["queues"] in paths
+    for path in paths:
+        result = cli(*path, "--help", env={"COLUMNS": "120"})
+        assert result.exit_code == 0, result.output
+        assert "--help" in result.stdout
+        assert "<bool>" not in result.stdout, f"tidings {' '.join(path)} --help:\n{result.stdout}"
+
+
+def test_flags_are_shown_bare() -> None:
+    result = cli("dlq", "list", "--help", env={"COLUMNS": "120"})
+    line = next(x for x in result.stdout.splitlines() if "--json" in x)
+    assert re.search(r"--json\s+Print JSON", line), line
+
+
+def test_the_dlq_hint_of_the_demo_leaves_the_password_out() -> None:
+    hint = _dlq_hint("payment", "amqp://admin:s3cr3t@rabbit.example:5672/shop", "demo1")
+    assert hint == (
+        "Look at them: tidings dlq list payment --url amqp://admin@rabbit.example:5672/shop "
+        "--name demo1 (the password left out: add it to the URL)"
+    )
+    assert _dlq_hint("payment", "sqlite:///demo.db", "tidings") == (
+        "Look at them: tidings dlq list payment --url sqlite:///demo.db"
+    )

@@ -16,6 +16,7 @@ from .. import __version__
 from .demo import demo
 from .dlq import dlq_app
 from .health import health
+from .helptext import TidingsCommand, TidingsGroup
 from .log import configure_logging
 from .options import CliSettings, LogFormat, LogLevel
 from .publish import publish
@@ -26,6 +27,7 @@ from .run import run
 __all__ = ["app", "hoist_global_options", "main"]
 
 app = typer.Typer(
+    cls=TidingsGroup,
     name="tidings",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -34,12 +36,12 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # In the order `tidings --help` lists them.
-app.command(no_args_is_help=True)(run)
-app.command()(demo)
-app.command()(health)
-app.command(no_args_is_help=True)(publish)
-app.command()(queues)
-app.command(no_args_is_help=True)(replay)
+app.command(cls=TidingsCommand, no_args_is_help=True)(run)
+app.command(cls=TidingsCommand)(demo)
+app.command(cls=TidingsCommand)(health)
+app.command(cls=TidingsCommand, no_args_is_help=True)(publish)
+app.command(cls=TidingsCommand)(queues)
+app.command(cls=TidingsCommand, no_args_is_help=True)(replay)
 app.add_typer(dlq_app, name="dlq")
 
 # Commands that log at INFO unless told otherwise; the others log warnings and errors only.
@@ -85,7 +87,8 @@ def _options(
 ) -> None:
     """tidings: event-driven messaging for Python services.
 
-    Run workers with `tidings run module:bus`, try it with `tidings demo`.
+    Run workers with `tidings run module:bus` (or `tidings run path/to/app.py:bus`), try it
+    with `tidings demo`; inspect a broker with `tidings queues --app module:bus`.
     """
     command = ctx.invoked_subcommand or ""
     if log_level is not None:

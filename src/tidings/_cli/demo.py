@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import shlex
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +23,6 @@ from rich.table import Table
 from ..examples.plan import Settings
 from ..examples.runner import SCENARIOS, DemoResult, Snapshot, run_scenario
 from .errors import run_async
-from .options import NameOption
 from .output import stdout_console, table
 
 __all__ = ["demo"]
@@ -77,6 +77,9 @@ DedupeOption = Annotated[
         "(needed on amqp://, which has no store of its own).",
         show_default=False,
     ),
+]
+DemoNameOption = Annotated[
+    str, typer.Option("--name", metavar="NAME", help="Bus namespace of the scenario.")
 ]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the simulated failures.")]
 TimeScaleOption = Annotated[
@@ -137,7 +140,28 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:g} ms"
 
 
-def _print_summary(console: Console, result: DemoResult, temporary: bool) -> None:
+def _without_password(url: str) -> tuple[str, bool]:
+    """`url` with its password left out (never masked: a hint is to be copied), and whether
+    there was one."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not (sep and at and ":" in userinfo):
+        return url, False
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}{slash}{path}", True
+
+
+def _dlq_hint(group: str, url: str, name: str) -> str:
+    """The command that lists `group`'s dead letters, ready to copy."""
+    shown, left_out = _without_password(url)
+    command = f"tidings dlq list {shlex.quote(group)} --url {shlex.quote(shown)}"
+    command += f" --name {shlex.quote(name)}" if name != "tidings" else ""
+    note = " (the password left out: add it to the URL)" if left_out else ""
+    return f"Look at them: {command}{note}"
+
+
+def _print_summary(console: Console, result: DemoResult, temporary: bool, name: str) -> None:
     data = result.to_dict()
     scenario = SCENARIOS[result.scenario]
     where = "a temporary embedded broker" if temporary else data["url"]
@@ -151,13 +175,16 @@ def _print_summary(console: Console, result: DemoResult, temporary: bool) -> Non
     lat = data["latency_ms"]
     console.print(f"end-to-end latency p50 {_ms(lat['p50'])}, p99 {_ms(lat['p99'])}")
     dead = [g for g, n in result.dead.items() if n]
+    named = f" --name {shlex.quote(name)}" if name != "tidings" else ""
     if temporary:
         console.print(
             f"Keep the broker to look around: tidings demo {result.scenario} "
-            "--url sqlite:///demo.db, then tidings queues --url sqlite:///demo.db"
+            f"--url sqlite:///demo.db{named}, then tidings queues --url sqlite:///demo.db{named}",
+            soft_wrap=True,
+            markup=False,
         )
-    elif dead and not data["url"].startswith("memory:"):
-        console.print(f"Look at them: tidings dlq list {dead[0]} --url {data['url']}")
+    elif dead and not result.url.startswith("memory:"):
+        console.print(_dlq_hint(dead[0], result.url, name), soft_wrap=True, markup=False)
 
 
 def demo(
@@ -166,7 +193,7 @@ def demo(
     url: DemoUrlOption = None,
     processes: ProcessesOption = 3,
     dedupe: DedupeOption = None,
-    name: NameOption = "tidings",
+    name: DemoNameOption = "tidings",
     seed: SeedOption = 7,
     time_scale: TimeScaleOption = 1.0,
     timeout: TimeoutOption = 180.0,
@@ -210,4 +237,4 @@ def demo(
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
     else:
-        _print_summary(console, result, temporary=url is None)
+        _print_summary(console, result, temporary=url is None, name=name)
