@@ -1,9 +1,17 @@
 """The supervisor of ``tidings run --processes N``: N worker processes as one service.
 
-It forwards SIGTERM and SIGINT to its workers and exits 0 when all of them exited 0. A
-worker that fails makes the supervisor stop the others and exit 1, so the service manager
-(systemd, Kubernetes) sees the failure and restarts the service. The workers live in their
-own process group, so a Ctrl-C in the terminal reaches them once, through the supervisor.
+It forwards the first SIGTERM or SIGINT to its workers, which drain, and exits 0 when all of
+them exited 0 (1 when one failed or its drain timed out). A second stop signal makes it send
+`FORCE_SIGNAL`: the workers cancel their handlers and stop at once.
+
+The workers live in process groups of their own, so a signal to the supervisor's group (a
+terminal's Ctrl-C, ``timeout``, ``kill -TERM -PGID``) reaches them once, through the
+supervisor, even while they are still starting. A service manager that signals every
+process of the service (systemd) reaches them directly as well; a worker takes those
+signals as one request to drain (see `tidings._cli.worker`).
+
+A worker that fails makes the supervisor stop the others and exit 1, so the service manager
+(systemd, Kubernetes) sees the failure and restarts the service.
 """
 
 from __future__ import annotations
@@ -14,12 +22,16 @@ import logging
 import signal
 from asyncio.subprocess import Process
 
-from .signals import on_stop_signals
+from .signals import FORCE_SIGNAL, on_stop_signals
 
 __all__ = ["supervise"]
 
 # The name every process of ``tidings run`` logs under (part of its output).
 logger = logging.getLogger("tidings.cli")
+
+# A worker killed by a stop signal had not installed its handlers yet (it does before it
+# consumes anything): stopped cleanly, with nothing in flight.
+_STOPPED_BEFORE_START = {int(signal.SIGTERM), int(signal.SIGINT)}
 
 
 class _Workers:
@@ -28,6 +40,19 @@ class _Workers:
     def __init__(self, processes: list[Process]) -> None:
         self.processes = processes
         self.stopping = False
+        self.signals = 0
+
+    def on_signal(self, signum: int) -> None:
+        """A stop signal: the first is forwarded (the workers drain), the next ones make
+        the workers stop at once."""
+        self.signals += 1
+        name = signal.Signals(signum).name
+        if self.signals == 1:
+            logger.info("%s received: stopping %d worker process(es)", name, len(self.processes))
+            self.stop(signum)
+        else:
+            logger.warning("%s received again: stopping the worker processes at once", name)
+            self.stop(int(FORCE_SIGNAL))
 
     def stop(self, signum: int) -> None:
         """Send `signum` to every worker still running."""
@@ -47,7 +72,7 @@ class _Workers:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 child, code = waits[task], task.result()
-                if code != 0:
+                if code != 0 and not (self.stopping and -code in _STOPPED_BEFORE_START):
                     failed = True
                 if not self.stopping:
                     logger.error(
@@ -74,14 +99,7 @@ async def supervise(argv: list[str], env: dict[str, str], processes: int, descri
             for _ in range(processes)
         ]
     )
-
-    def on_signal(signum: int) -> None:
-        logger.info(
-            "%s received: stopping %d worker process(es)", signal.Signals(signum).name, processes
-        )
-        workers.stop(signum)
-
-    undo = on_stop_signals(on_signal)
+    undo = on_stop_signals(workers.on_signal)
     logger.info(
         "started %d worker processes (pids %s): %s",
         processes,

@@ -1,8 +1,14 @@
 """One worker process of ``tidings run``: a bus's consumers until a stop signal.
 
-The first SIGTERM or SIGINT stops taking deliveries and lets the handlers in flight finish
-(up to the drain timeout); a second one cancels the handlers still running (their
-deliveries return to their group). A worker started by a supervisor also stops when that
+The first SIGTERM or SIGINT stops taking deliveries and lets the handlers in flight finish,
+up to the drain timeout; the worker exits 0 when they all finished and 1 when the drain
+timed out (the handlers still running were cancelled; their deliveries return to their
+group). A second stop signal cancels the handlers at once and exits 1.
+
+A worker started by a supervisor (``--processes N``) takes any number of SIGTERM/SIGINT as
+one request to drain: a service manager or a terminal may signal every process of the
+service while the supervisor forwards the signal too. It stops at once on `FORCE_SIGNAL`,
+which the supervisor sends when asked to stop a second time, and it stops when that
 supervisor disappears.
 """
 
@@ -14,9 +20,10 @@ import logging
 import os
 import signal
 
-from .. import Bus
+from .. import Bus, Context, Middleware, Outcome
+from .._core.middleware import ConsumeNext
 from ..transports import mask_url
-from .signals import on_stop_signals
+from .signals import FORCE_SIGNAL, on_signals, on_stop_signals
 
 __all__ = ["SUPERVISOR_ENV", "serve"]
 
@@ -28,28 +35,56 @@ SUPERVISOR_ENV = "TIDINGS_SUPERVISOR_PID"
 
 
 class _StopSignals:
-    """The worker's answer to stop signals: the first stops it, a second cancels the task
-    running it (the handlers still running with it)."""
+    """The worker's answer to signals: the first stop signal drains; a second one (or
+    `FORCE_SIGNAL` from the supervisor) cancels the task running the worker."""
 
-    def __init__(self, drain_timeout: float) -> None:
+    def __init__(self, drain_timeout: float, *, supervised: bool) -> None:
         self.stop = asyncio.Event()
-        self.received = 0
+        self.forced = False
         self._drain_timeout = drain_timeout
+        self._supervised = supervised
         self._main = asyncio.current_task()
 
     def __call__(self, signum: int) -> None:
-        self.received += 1
         name = signal.Signals(signum).name
-        if self.received == 1:
+        if signum == FORCE_SIGNAL and self._supervised:
+            self.force(f"{name} from the supervisor")
+        elif not self.stop.is_set():
             logger.info(
                 "%s received: stopping; finishing in-flight handlers (up to %gs)",
                 name,
                 self._drain_timeout,
             )
             self.stop.set()
-        elif self._main is not None:
-            logger.warning("%s received again: cancelling the handlers still running", name)
-            self._main.cancel()
+        elif self._supervised:
+            logger.debug("%s received again: already stopping", name)
+        else:
+            self.force(f"{name} received again")
+
+    def force(self, why: str) -> None:
+        """Cancel the worker (the handlers still running with it), once."""
+        if self.forced or self._main is None:
+            return
+        self.forced = True
+        logger.warning("%s: cancelling the handlers still running", why)
+        self._main.cancel()
+
+
+class _Drain(Middleware):
+    """Counts the handlers cancelled once the drain began: the drain timed out when any
+    was (a handler's own timeout is a failed attempt, not a cancellation, here)."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.cut = 0
+
+    async def consume(self, ctx: Context, call_next: ConsumeNext) -> Outcome | None:
+        try:
+            return await call_next(ctx)
+        except asyncio.CancelledError:
+            if self.draining:
+                self.cut += 1
+            raise
 
 
 async def _watch_supervisor(pid: int, stop: asyncio.Event) -> None:
@@ -63,29 +98,35 @@ async def _watch_supervisor(pid: int, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 1.0)
 
 
-async def _drain(bus: Bus, drain_timeout: float) -> None:
-    """Close `bus`, letting its handlers in flight finish for up to `drain_timeout`."""
-    loop = asyncio.get_running_loop()
-    draining = loop.time()
+async def _drain(bus: Bus, drain: _Drain, drain_timeout: float) -> int:
+    """Close `bus`, letting its handlers in flight finish for up to `drain_timeout`; the
+    exit status: 0 when they all finished, 1 when some were cancelled."""
+    drain.draining = True
     await bus.close(drain_timeout)
-    if loop.time() - draining >= drain_timeout > 0:
+    if drain.cut:
         logger.warning(
-            "handlers still running after the drain timeout of %gs were cancelled; "
+            "%d handler(s) still running after the drain timeout of %gs were cancelled; "
             "their deliveries return to their group",
+            drain.cut,
             drain_timeout,
         )
+        return 1
+    return 0
 
 
 async def serve(bus: Bus, groups: list[str], drain_timeout: float) -> int:
     """Run `bus`'s consumers of `groups` until a stop signal; return the exit status."""
-    signals = _StopSignals(drain_timeout)
-    undo = on_stop_signals(signals)
     supervisor = os.environ.pop(SUPERVISOR_ENV, "")  # not for processes we start
+    signals = _StopSignals(drain_timeout, supervised=supervisor.isdigit())
+    undo = on_stop_signals(signals)
+    undo_force = on_signals([FORCE_SIGNAL], signals) if supervisor.isdigit() else None
     watcher = (
         asyncio.create_task(_watch_supervisor(int(supervisor), signals.stop))
         if supervisor.isdigit()
         else None
     )
+    drain = _Drain()
+    bus.middleware.append(drain)  # innermost of the app's middleware: it sees cancellations
     try:
         await bus.start(groups=groups)
         logger.info(
@@ -96,11 +137,11 @@ async def serve(bus: Bus, groups: list[str], drain_timeout: float) -> int:
             os.getpid(),
         )
         await signals.stop.wait()
-        await _drain(bus, drain_timeout)
+        status = await _drain(bus, drain, drain_timeout)
         logger.info("worker stopped (pid %d)", os.getpid())
-        return 0
+        return status
     except asyncio.CancelledError:
-        if signals.received < 2:
+        if not signals.forced:
             raise
         logger.error(
             "worker stopped by force (pid %d): cancelled handlers' deliveries return to "
@@ -111,4 +152,6 @@ async def serve(bus: Bus, groups: list[str], drain_timeout: float) -> int:
     finally:
         if watcher is not None:
             watcher.cancel()
+        if undo_force is not None:
+            undo_force()
         undo()
