@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,13 @@ APP = textwrap.dedent(
         (OUT / "slow-finished").write_text("")
 
 
+    @bus.subscribe("test.nap", group="napper")
+    async def on_nap(event: dict) -> None:
+        (OUT / f"nap-{event['n']}-started").write_text("")
+        await asyncio.sleep(event["seconds"])
+        (OUT / f"nap-{event['n']}-finished").write_text(str(os.getpid()))
+
+
     @bus.subscribe("test.fail", group="failing", retry=Retry(attempts=2, base=0.01))
     async def on_fail(event: dict) -> None:
         if (OUT / "broken").exists():
@@ -73,10 +82,23 @@ def cli(*args: str, input: str | None = None, env: dict[str, str] | None = None)
     return CliRunner().invoke(app, list(args), input=input, env=env, catch_exceptions=False)
 
 
+def create_broker(url: str) -> str:
+    """Create the embedded broker file of `url` (no groups), as a worker starting would:
+    the inspecting commands never create one."""
+
+    async def go() -> None:
+        bus = Bus(url, consume=False)
+        await bus.start()
+        await bus.close()
+
+    asyncio.run(go())
+    return url
+
+
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
-    """A fresh embedded broker file."""
-    return f"sqlite:///{tmp_path / 'bus.db'}"
+    """A fresh embedded broker file, created."""
+    return create_broker(f"sqlite:///{tmp_path / 'bus.db'}")
 
 
 @pytest.fixture
@@ -94,16 +116,16 @@ def group_stats(url: str) -> dict[str, dict[str, Any]]:
     return {row["group"]: row for row in json.loads(result.stdout)}
 
 
-def declare(url: str, *groups: str, pattern: str = "test.#") -> None:
-    """Create `groups` on the broker, as a worker starting would."""
-    bus = Bus(url, consume=False)
-    for name in groups:
+def declare(url: str, *groups: str, pattern: str = "test.#", name: str = "tidings") -> None:
+    """Create `groups` on the broker (of the bus `name`), as a worker starting would."""
+    bus = Bus(url, name=name, consume=False)
+    for group in groups:
 
         async def handler(event: dict[str, Any]) -> None:
             pass
 
         handler.__qualname__ = f"handler_{len(bus.groups)}"
-        bus.subscribe(pattern, group=name)(handler)
+        bus.subscribe(pattern, group=group)(handler)
 
     async def go() -> None:
         await bus.start()
@@ -116,6 +138,27 @@ def stop(child: Child, timeout: float = 30.0) -> None:
     """SIGTERM `child` and fail, showing its output, unless it exits 0 within `timeout`."""
     child.signal(signal.SIGTERM)
     child.expect_exit(0, timeout)
+
+
+class SessionChild(Child):
+    """A `Child` in a session (and process group) of its own, so a test can signal its
+    whole process group, as a service manager or a terminal does, without hitting the
+    test runner."""
+
+    def __init__(
+        self, args: list[str], *, log: Path, cwd: Path | None = None, env: dict[str, str]
+    ) -> None:
+        self.args = list(args)
+        self.log_path = log
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=cwd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 class Workers:
@@ -133,15 +176,17 @@ class Workers:
         """`tidings ARGS`, started."""
         return self.children.tidings(*args, cwd=self.cwd, **{**self.env, **(env or {})})
 
-    def run(
-        self,
-        *args: str,
-        consumers: dict[str, int] | None = None,
-        env: dict[str, str] | None = None,
-    ) -> Child:
-        """`tidings run app:bus ARGS`, once its groups have the consumers expected."""
-        worker = self.start("run", "app:bus", *args, env=env)
-        expected = consumers or {g: 1 for g in ("pinger", "echo", "recorder", "slow", "failing")}
+    def start_in_session(self, *args: str) -> Child:
+        """`tidings ARGS`, started in a session of its own (see `SessionChild`)."""
+        kids = self.children
+        argv = [sys.executable, "-m", "tidings", *args]
+        log = kids.tmp_path / f"child-{len(kids.started)}.log"
+        child = SessionChild(argv, log=log, cwd=self.cwd, env={**kids.env, **self.env})
+        kids.started.append(child)
+        return child
+
+    def wait_for_consumers(self, worker: Child, expected: dict[str, int]) -> None:
+        """Wait until the groups have the consumers `expected` (failing if `worker` exits)."""
 
         def ready() -> bool:
             status = worker.proc.poll()
@@ -151,6 +196,17 @@ class Workers:
             return all(stats.get(g, {}).get("consumers", 0) >= n for g, n in expected.items())
 
         wait_for(ready, what=f"consumers {expected}")
+
+    def run(
+        self,
+        *args: str,
+        consumers: dict[str, int] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Child:
+        """`tidings run app:bus ARGS`, once its groups have the consumers expected."""
+        worker = self.start("run", "app:bus", *args, env=env)
+        expected = consumers or {g: 1 for g in ("pinger", "echo", "recorder", "slow", "failing")}
+        self.wait_for_consumers(worker, expected)
         return worker
 
 

@@ -1,20 +1,119 @@
-"""The bus a one-shot command (``health``, ``publish``, ``queues``, ``dlq``, ``replay``)
-talks to the broker through."""
+"""Which broker a one-shot command (``health``, ``publish``, ``queues``, ``dlq``, ``replay``)
+inspects, and the bus it talks to it through.
+
+The URL is, first to last: ``--url``; the URL of the application's bus (``--app
+MODULE:bus``, imported, never started), whose ``name`` is used too unless ``--name`` is
+given; ``TIDINGS_URL``; ``sqlite:///tidings.db``. An inspecting command never creates a
+broker file: a ``sqlite:///`` URL whose file does not exist is an error saying how to point
+at one.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from .. import Bus
+from .. import Bus, ConfigError, TidingsError
+from .._core.url import DEFAULT_URL
+from ..transports import mask_url
+from ..transports.sqlite import sqlite_path
+from .errors import fail
+from .target import load_bus
 
-__all__ = ["connect"]
+__all__ = ["Broker", "choose_broker", "connect", "inspected_broker"]
+
+_URL_ENV = "TIDINGS_URL"
+_DEFAULT_NAME = "tidings"
+_POINT_AT_ONE = "point at one with --url sqlite:///path.db or --app module:bus (or set TIDINGS_URL)"
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    """The broker a command inspects, as chosen from its options.
+
+    Attributes:
+        url: the bus URL.
+        name: the bus namespace.
+        origin: where the URL came from, for messages (``--url``, ``shop:bus``, ...).
+        management_url: the RabbitMQ management API to use, when given.
+    """
+
+    url: str
+    name: str
+    origin: str
+    management_url: str | None = None
+
+    @property
+    def secrets(self) -> list[str | None]:
+        """The URLs whose passwords error lines mask."""
+        return [self.url, self.management_url]
+
+
+def _is_amqp(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in ("amqp", "amqps")
+
+
+def _check_file(url: str, origin: str) -> None:
+    """Refuse a ``sqlite:///`` URL whose file does not exist (it would be created)."""
+    if not url.startswith("sqlite:"):
+        return
+    path = sqlite_path(url)
+    if not path.is_file():
+        raise ConfigError(f"no broker file at {path} ({origin}); {_POINT_AT_ONE}")
+
+
+def choose_broker(
+    *,
+    app: str | None,
+    url: str | None,
+    name: str | None,
+    management_url: str | None = None,
+) -> Broker:
+    """The broker the options name, by the precedence in the module's docstring.
+
+    Raises:
+        ConfigError: a bad ``--app`` target, ``--management-url`` with a URL that is not
+            ``amqp://`` or ``amqps://``, or a broker file that does not exist.
+    """
+    bus = load_bus(app) if app else None
+    env = os.environ.get(_URL_ENV, "").strip()
+    if url and url.strip():
+        chosen, origin = url.strip(), "from --url"
+    elif bus is not None:
+        chosen, origin = bus.url, f"the URL of {app}"
+    elif env:
+        chosen, origin = env, f"from {_URL_ENV}"
+    else:
+        chosen, origin = DEFAULT_URL, "the default"
+    if management_url and not _is_amqp(chosen):
+        raise ConfigError(
+            f"--management-url is for RabbitMQ (amqp:// or amqps:// URLs), not {mask_url(chosen)}"
+        )
+    _check_file(chosen, origin)
+    namespace = name or (bus.name if bus is not None else _DEFAULT_NAME)
+    return Broker(chosen, namespace, origin, management_url or None)
+
+
+def inspected_broker(
+    app: str | None, url: str | None, name: str | None, management_url: str | None
+) -> Broker:
+    """`choose_broker` for a command: its errors are one ``error:`` line, exit status 1."""
+    try:
+        return choose_broker(app=app, url=url, name=name, management_url=management_url)
+    except TidingsError as exc:
+        fail(str(exc), urls=[url, management_url])
 
 
 @asynccontextmanager
-async def connect(url: str | None, name: str) -> AsyncIterator[Bus]:
-    """An open publish-only bus (it starts no consumers) for a one-shot command."""
-    bus = Bus(url, name=name, consume=False)
+async def connect(broker: Broker) -> AsyncIterator[Bus]:
+    """An open publish-only bus (it starts no consumers) on `broker`."""
+    options: dict[str, Any] = {}
+    if broker.management_url:
+        options["management_url"] = broker.management_url
+    bus = Bus(broker.url, name=broker.name, consume=False, **options)
     await bus.start()
     try:
         yield bus

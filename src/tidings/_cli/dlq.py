@@ -1,10 +1,15 @@
-"""``tidings dlq``: list, show, replay and purge a group's dead letters."""
+"""``tidings dlq``: list, show, replay and purge a group's dead letters.
+
+Entry ids are printed whole everywhere (see `tidings._cli.output`) and may be given back
+whole or as a unique prefix of at least 6 characters (see `tidings._cli.entry_ids`).
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Coroutine
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Group as Renderables
@@ -13,26 +18,40 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import DeadLetter
-from .connection import connect
+from .connection import Broker, connect, inspected_broker
+from .entry_ids import MIN_PREFIX, AmbiguousPrefix, resolve_entry_ids
 from .errors import run_async
-from .options import NameOption, UrlOption
-from .output import stdout_console, table, to_json
+from .helptext import TidingsCommand, TidingsGroup
+from .options import AppOption, ManagementUrlOption, NameOption, UrlOption
+from .output import id_column, stdout_console, table, to_json
 
-__all__ = ["dlq_app"]
+__all__ = ["dead_letters_table", "dlq_app"]
+
+T = TypeVar("T")
 
 dlq_app = typer.Typer(
+    cls=TidingsGroup,
     help="Inspect, replay and purge dead-letter queues.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-GroupArgument = Annotated[str, typer.Argument(help="The group whose dead letters to use.")]
+GroupArgument = Annotated[
+    str, typer.Argument(metavar="GROUP", help="The group whose dead letters to use.")
+]
 IdsOption = Annotated[
     list[str] | None,
-    typer.Option("--id", help="Entry id (repeatable); see `tidings dlq list`.", show_default=False),
+    typer.Option(
+        "--id",
+        metavar="ID",
+        help=f"Entry id, or a unique prefix of at least {MIN_PREFIX} characters "
+        "(repeatable); see `tidings dlq list`.",
+        show_default=False,
+    ),
 ]
 AllOption = Annotated[bool, typer.Option("--all", help="Every entry of the group.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _local(moment: datetime) -> str:
@@ -50,24 +69,46 @@ def _choice(ids: list[str] | None, every: bool) -> list[str] | None:
     return None if every else list(ids or [])
 
 
-@dlq_app.command("list", no_args_is_help=True)
+def _run(coro: Coroutine[Any, Any, T], broker: Broker) -> T | None:
+    """`run_async`, with an ambiguous id prefix ending the command with status 2."""
+    try:
+        return run_async(coro, urls=broker.secrets)
+    except AmbiguousPrefix as exc:
+        exc.exit()
+
+
+def dead_letters_table(entries: list[DeadLetter]) -> Table:
+    """The ``tidings dlq list`` table: each entry id whole on one line (on a terminal 100
+    columns wide too; the reason wraps instead). The event id is in ``show`` and ``--json``."""
+    entry = id_column("entry", (e.entry_id for e in entries))
+    result = table(entry, "type", "attempts", "last failed", "reason", right=("attempts",))
+    for e in entries:
+        last = e.last_failed_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        result.add_row(Text(e.entry_id), Text(e.type), str(e.attempts), last, Text(e.reason))
+    return result
+
+
+@dlq_app.command("list", cls=TidingsCommand, no_args_is_help=True)
 def list_(
     group: GroupArgument,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most entries to show.")] = 100,
     offset: Annotated[int, typer.Option("--offset", min=0, help="Entries to skip.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    as_json: JsonOption = False,
+    app: AppOption = None,
     url: UrlOption = None,
-    name: NameOption = "tidings",
+    name: NameOption = None,
+    management_url: ManagementUrlOption = None,
 ) -> None:
     """List the dead letters of GROUP, oldest first, with why each failed."""
+    broker = inspected_broker(app, url, name, management_url)
 
     async def fetch() -> tuple[list[DeadLetter], int | None]:
-        async with connect(url, name) as bus:
+        async with connect(broker) as bus:
             entries = await bus.dead_letters(group).list(limit=limit, offset=offset)
             total = next((s.dead for s in await bus.stats() if s.group == group), None)
             return entries, total
 
-    entries, total = run_async(fetch(), urls=[url]) or ([], None)
+    entries, total = _run(fetch(), broker) or ([], None)
     if as_json:
         typer.echo(to_json([e.to_dict() for e in entries]))
         return
@@ -75,18 +116,7 @@ def list_(
     if not entries:
         console.print(f"no dead letters in {group}" + (f" after {offset}" if offset else ""))
         return
-    right = ("attempts",)
-    result = table("entry", "event id", "type", "attempts", "last failed", "reason", right=right)
-    for e in entries:
-        result.add_row(
-            Text(e.entry_id),
-            Text(e.event_id or "-"),
-            Text(e.type),
-            str(e.attempts),
-            _local(e.last_failed_at),
-            Text(e.reason),
-        )
-    console.print(result)
+    console.print(dead_letters_table(entries))
     shown = f"{offset + 1}-{offset + len(entries)}" if offset else str(len(entries))
     of = f" of {total}" if total is not None and total != len(entries) else ""
     console.print(f"{shown}{of} dead letter(s) in {group}")
@@ -94,8 +124,8 @@ def list_(
 
 def _detail(entry: DeadLetter) -> Renderables:
     fields = Table.grid(padding=(0, 2))
-    fields.add_column(style="bold")
-    fields.add_column()
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
     rows = [
         ("entry", entry.entry_id),
         ("group", entry.group),
@@ -119,21 +149,32 @@ def _detail(entry: DeadLetter) -> Renderables:
     return Renderables(*parts)
 
 
-@dlq_app.command(no_args_is_help=True)
+@dlq_app.command(cls=TidingsCommand, no_args_is_help=True)
 def show(
     group: GroupArgument,
-    entry_id: Annotated[str, typer.Argument(help="The entry id (see `tidings dlq list`).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    entry_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ENTRY_ID",
+            help=f"The entry id, or a unique prefix of at least {MIN_PREFIX} characters "
+            "(see `tidings dlq list`).",
+        ),
+    ],
+    as_json: JsonOption = False,
+    app: AppOption = None,
     url: UrlOption = None,
-    name: NameOption = "tidings",
+    name: NameOption = None,
+    management_url: ManagementUrlOption = None,
 ) -> None:
     """Show one dead letter in full: reason, exception, traceback, envelope and data."""
+    broker = inspected_broker(app, url, name, management_url)
 
     async def fetch() -> DeadLetter:
-        async with connect(url, name) as bus:
-            return await bus.dead_letters(group).get(entry_id)
+        async with connect(broker) as bus:
+            [entry] = await resolve_entry_ids(bus.dead_letters(group), [entry_id])
+            return entry
 
-    entry = run_async(fetch(), urls=[url])
+    entry = _run(fetch(), broker)
     assert entry is not None
     if as_json:
         typer.echo(to_json(entry.to_dict()))
@@ -141,26 +182,33 @@ def show(
         stdout_console().print(_detail(entry))
 
 
-@dlq_app.command("replay", no_args_is_help=True)
+@dlq_app.command("replay", cls=TidingsCommand, no_args_is_help=True)
 def replay_(
     group: GroupArgument,
     ids: IdsOption = None,
     every: AllOption = False,
+    app: AppOption = None,
     url: UrlOption = None,
-    name: NameOption = "tidings",
+    name: NameOption = None,
+    management_url: ManagementUrlOption = None,
 ) -> None:
     """Send dead letters back to GROUP (only), with their attempts reset."""
     chosen = _choice(ids, every)
+    broker = inspected_broker(app, url, name, management_url)
 
     async def move() -> int:
-        async with connect(url, name) as bus:
-            return await bus.dead_letters(group).replay(chosen, all=chosen is None)
+        async with connect(broker) as bus:
+            letters = bus.dead_letters(group)
+            if chosen is None:
+                return await letters.replay(all=True)
+            entries = await resolve_entry_ids(letters, chosen)
+            return await letters.replay([e.entry_id for e in entries])
 
-    count = run_async(move(), urls=[url]) or 0
+    count = _run(move(), broker) or 0
     typer.echo(f"replayed {count} dead letter(s) to {group}")
 
 
-@dlq_app.command(no_args_is_help=True)
+@dlq_app.command(cls=TidingsCommand, no_args_is_help=True)
 def purge(
     group: GroupArgument,
     ids: IdsOption = None,
@@ -168,17 +216,24 @@ def purge(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask before purging --all on a terminal.")
     ] = False,
+    app: AppOption = None,
     url: UrlOption = None,
-    name: NameOption = "tidings",
+    name: NameOption = None,
+    management_url: ManagementUrlOption = None,
 ) -> None:
     """Delete dead letters of GROUP for good."""
     chosen = _choice(ids, every)
+    broker = inspected_broker(app, url, name, management_url)
     if chosen is None and not yes and sys.stdin.isatty():
         typer.confirm(f"Delete every dead letter of {group}?", abort=True)
 
     async def delete() -> int:
-        async with connect(url, name) as bus:
-            return await bus.dead_letters(group).purge(chosen, all=chosen is None)
+        async with connect(broker) as bus:
+            letters = bus.dead_letters(group)
+            if chosen is None:
+                return await letters.purge(all=True)
+            entries = await resolve_entry_ids(letters, chosen)
+            return await letters.purge([e.entry_id for e in entries])
 
-    count = run_async(delete(), urls=[url]) or 0
+    count = _run(delete(), broker) or 0
     typer.echo(f"purged {count} dead letter(s) from {group}")

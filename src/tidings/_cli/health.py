@@ -9,9 +9,9 @@ import typer
 
 from .. import BrokerUnavailable
 from ..transports import mask_url
-from .connection import connect
+from .connection import connect, inspected_broker
 from .errors import run_async
-from .options import NameOption, UrlOption
+from .options import AppOption, ManagementUrlOption, NameOption, UrlOption
 
 __all__ = ["health"]
 
@@ -21,18 +21,23 @@ TimeoutOption = Annotated[
 
 
 def health(
-    url: UrlOption = None, name: NameOption = "tidings", timeout: TimeoutOption = 10.0
+    app: AppOption = None,
+    url: UrlOption = None,
+    name: NameOption = None,
+    management_url: ManagementUrlOption = None,
+    timeout: TimeoutOption = 10.0,
 ) -> None:
-    """Check that the broker answers: print "ok <url>" and exit 0, else exit 1."""
+    """Check that the broker answers: print "ok URL" and exit 0, else exit 1."""
+    broker = inspected_broker(app, url, name, management_url)
 
     async def check() -> str:
         try:
             async with asyncio.timeout(timeout):
-                async with connect(url, name) as bus:
+                async with connect(broker) as bus:
                     await bus.ping()
                     return bus.url
         except TimeoutError:
             raise BrokerUnavailable(f"no answer from the broker within {timeout:g}s") from None
 
-    answered = run_async(check(), urls=[url])
+    answered = run_async(check(), urls=broker.secrets)
     typer.echo(f"ok {mask_url(answered or '')}")

@@ -13,9 +13,9 @@ from pydantic import ConfigDict
 
 from .. import Command, Event
 from .._core.messages import Message
-from .connection import connect
+from .connection import connect, inspected_broker
 from .errors import run_async
-from .options import NameOption, UrlOption
+from .options import AppOption, ManagementUrlOption, NameOption, UrlOption
 
 __all__ = ["publish"]
 
@@ -81,21 +81,24 @@ def publish(
     key: KeyOption = None,
     event_id: IdOption = None,
     to: ToOption = None,
+    app: AppOption = None,
     url: UrlOption = None,
-    name: NameOption = "tidings",
+    name: NameOption = None,
+    management_url: ManagementUrlOption = None,
 ) -> None:
     """Publish an event of TYPE with JSON data, and print its id once it is durable.
 
     A type no group subscribes to is an error (start the workers first).
     """
     fields = _read_data(data)
+    broker = inspected_broker(app, url, name, management_url)
 
     async def send() -> str:
         cls = _raw_message_class(message_type, Command if to else Event)
         message = cls.model_validate(fields)
-        async with connect(url, name) as bus:
+        async with connect(broker) as bus:
             if to:
                 return await bus.send(message, to=to, key=key, id=event_id)
             return await bus.publish(message, key=key, id=event_id)
 
-    typer.echo(run_async(send(), urls=[url]))
+    typer.echo(run_async(send(), urls=broker.secrets))

@@ -15,9 +15,9 @@ from rich.text import Text
 
 from .. import Bus, GroupStats
 from ..transports import mask_url
-from .connection import connect
+from .connection import connect, inspected_broker
 from .errors import run_async
-from .options import NameOption, UrlOption
+from .options import AppOption, ManagementUrlOption, NameOption, UrlOption
 from .output import stdout_console, table, to_json
 
 __all__ = ["queues", "queues_table", "stats_json"]
@@ -119,20 +119,23 @@ class _Screen:
 
 
 def queues(
+    app: AppOption = None,
     url: UrlOption = None,
-    name: NameOption = "tidings",
+    name: NameOption = None,
+    management_url: ManagementUrlOption = None,
     watch: WatchOption = False,
     interval: IntervalOption = 2.0,
     as_json: JsonOption = False,
 ) -> None:
     """Show every group: ready, in flight, scheduled, dead, consumers, age, rates, alerts."""
+    broker = inspected_broker(app, url, name, management_url)
     screen = _Screen(stdout_console(), as_json=as_json, watch=watch)
 
     async def show() -> None:
-        async with connect(url, name) as bus:
+        async with connect(broker) as bus:
             if watch:
                 await screen.refresh(bus, interval)
             else:
                 await screen.once(bus)
 
-    run_async(show(), urls=[url], interrupt_ok=True)
+    run_async(show(), urls=broker.secrets, interrupt_ok=True)

@@ -10,9 +10,9 @@ import typer
 
 from .. import ConfigError
 from .._core.duration import parse_since
-from .connection import connect
+from .connection import connect, inspected_broker
 from .errors import run_async
-from .options import NameOption, UrlOption
+from .options import AppOption, ManagementUrlOption, NameOption, UrlOption
 
 __all__ = ["replay"]
 
@@ -33,8 +33,10 @@ def _since(value: str) -> datetime:
 def replay(
     group: GroupArgument,
     since: SinceOption,
+    app: AppOption = None,
     url: UrlOption = None,
-    name: NameOption = "tidings",
+    name: NameOption = None,
+    management_url: ManagementUrlOption = None,
 ) -> None:
     """Re-deliver to GROUP the retained events published since a point in time.
 
@@ -42,11 +44,12 @@ def replay(
     a log (the embedded sqlite broker).
     """
     moment = _since(since)
+    broker = inspected_broker(app, url, name, management_url)
 
     async def go() -> int:
-        async with connect(url, name) as bus:
+        async with connect(broker) as bus:
             return await bus.replay(group, moment)
 
-    count = run_async(go(), urls=[url]) or 0
+    count = run_async(go(), urls=broker.secrets) or 0
     stamp = moment.isoformat(timespec="seconds")
     typer.echo(f"replayed {count} event(s) to {group} (published since {stamp})")

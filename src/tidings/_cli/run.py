@@ -1,9 +1,10 @@
-"""``tidings run``: load a bus from ``module:attribute`` and run its subscribers.
+"""``tidings run``: load a bus from ``MODULE:attribute`` and run its subscribers.
 
-One process runs the consumers until SIGTERM or SIGINT, then stops taking deliveries, lets
-the handlers in flight finish (up to ``--drain-timeout``) and exits 0. A second signal
-cancels the handlers still running (their deliveries return to their group) and exits 1.
-See `tidings._cli.worker`.
+MODULE is a dotted module or a file path (see `tidings._cli.target`). One process runs the
+consumers until SIGTERM or SIGINT, then stops taking deliveries, lets the handlers in flight
+finish (up to ``--drain-timeout``) and exits 0, or 1 when the drain timed out. A second
+signal cancels the handlers still running (their deliveries return to their group) and
+exits 1. See `tidings._cli.worker`.
 
 With ``--processes N`` the command becomes a supervisor of N child processes, each running
 the same command with ``--processes 1`` (the supervisor imports the module too, to report a
@@ -12,7 +13,6 @@ bad target or group once, before starting anything); see `tidings._cli.superviso
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -26,9 +26,10 @@ from ..transports import mask_url
 from .errors import one_line_errors, run_async
 from .options import CliSettings
 from .supervisor import supervise
+from .target import load_bus
 from .worker import SUPERVISOR_ENV, serve
 
-__all__ = ["load_bus", "run"]
+__all__ = ["run"]
 
 # How the supervisor hands the URL to its children: in the environment, not on the command
 # line, where any user of the host could read a password with `ps`.
@@ -38,12 +39,15 @@ TargetArgument = Annotated[
     str,
     typer.Argument(
         metavar="MODULE:BUS",
-        help="Where the bus is, e.g. app.workers:bus (the attribute defaults to bus).",
+        help="Where the bus is: a dotted module or a file path, e.g. app.workers:bus or "
+        "path/to/app.py:bus (the attribute defaults to bus).",
     ),
 ]
 GroupOption = Annotated[
     list[str] | None,
-    typer.Option("--group", "-g", help="Run only this group (repeatable). Default: all."),
+    typer.Option(
+        "--group", "-g", metavar="GROUP", help="Run only this group (repeatable). Default: all."
+    ),
 ]
 ProcessesOption = Annotated[
     int, typer.Option("--processes", "-p", min=1, help="Worker processes to run.")
@@ -52,6 +56,7 @@ RunUrlOption = Annotated[
     str | None,
     typer.Option(
         "--url",
+        metavar="URL",
         envvar=_URL_ENV,
         show_envvar=False,
         help="Broker URL, overriding the one the bus was created with.",
@@ -63,44 +68,10 @@ DrainTimeoutOption = Annotated[
     typer.Option(
         "--drain-timeout",
         min=0.0,
-        help="Seconds to let in-flight handlers finish on SIGTERM/SIGINT.",
+        help="Seconds to let in-flight handlers finish on SIGTERM/SIGINT; the exit status "
+        "is 1 when some were still running then.",
     ),
 ]
-
-
-def _import(module_name: str) -> object:
-    """Import `module_name` with the current directory on `sys.path`."""
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise ConfigError(
-                f"cannot import module {module_name!r}: no such module in {cwd} or on sys.path"
-            ) from None
-        raise ConfigError(f"cannot import module {module_name!r}: {exc}") from None
-
-
-def load_bus(target: str) -> Bus:
-    """Import ``module:attribute`` (the attribute defaults to ``bus``) with the current
-    directory on `sys.path`, and return the `Bus` it names."""
-    module_name, _, attr = target.partition(":")
-    module_name, attr = module_name.strip(), attr.strip() or "bus"
-    if module_name.endswith(".py"):  # a file name given for the module: be forgiving
-        module_name = module_name[:-3].replace(os.sep, ".").replace("/", ".")
-    if not module_name:
-        raise ConfigError(f"bad target {target!r}: use module:attribute, e.g. app.workers:bus")
-    obj = _import(module_name)
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ConfigError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not isinstance(obj, Bus):
-        raise ConfigError(f"{module_name}:{attr} is a {type(obj).__name__}, not a tidings.Bus")
-    return obj
 
 
 def _check_runnable(bus: Bus, groups: Sequence[str]) -> list[str]:
@@ -147,9 +118,11 @@ def run(
 ) -> None:
     """Run the subscribers of a bus until SIGTERM or Ctrl-C.
 
-    Imports MODULE with the current directory on sys.path (like uvicorn) and runs every
-    group of the bus, or only the --group ones. On SIGTERM/SIGINT it stops taking new
-    deliveries, lets the handlers in flight finish, and exits 0.
+    Imports MODULE (a dotted module, with the current directory on sys.path, like uvicorn;
+    or a file path, from its own directory) and runs every group of the bus, or only the
+    --group ones. On SIGTERM/SIGINT it stops taking new deliveries, lets the handlers in
+    flight finish, and exits 0 (1 when the drain timed out); a second signal stops it at
+    once.
     """
     settings = ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings("INFO")
     with one_line_errors([url]):
