@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import signal
 
+from rich.console import Console
+
 from tests.support import Children, wait_for
+from tidings import GroupStats
+from tidings._cli.queues import queues_table
 
 from .conftest import cli, declare
 
@@ -64,3 +68,24 @@ def test_queues_watch_refreshes_until_ctrl_c(db_url: str, children: Children) ->
     watch.signal(signal.SIGINT)
     watch.expect_exit(0, 20)
     assert "Traceback" not in watch.log
+
+
+def test_group_names_are_whole_on_a_100_column_terminal() -> None:
+    # Given groups named as handlers are by default (module.function), with alerts
+    names = ["inventory", "tidings.examples.shop.inventory.reserve"]
+    stats = [
+        GroupStats(group=name, ready=1200, in_flight=3, scheduled=0, dead=2, consumers=0,
+                   oldest_age=62.0, publish_rate=10.0, ack_rate=9.5,
+                   alerts=["no consumers while 1200 messages wait"])
+        for name in names
+    ]  # fmt: skip
+
+    # When the table is printed on a terminal 100 columns wide
+    console = Console(width=100, force_terminal=True, color_system=None, record=True)
+    console.print(queues_table(stats))
+    screen = console.export_text()
+
+    # Then each group name is whole on one line, and no cell is cut short
+    for name in names:
+        assert any(name in line for line in screen.splitlines()), screen
+    assert "…" not in screen

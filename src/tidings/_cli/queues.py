@@ -18,7 +18,7 @@ from ..transports import mask_url
 from .connection import connect, inspected_broker
 from .errors import run_async
 from .options import AppOption, ManagementUrlOption, NameOption, UrlOption
-from .output import stdout_console, table, to_json
+from .output import id_column, stdout_console, table, to_json
 
 __all__ = ["queues", "queues_table", "stats_json"]
 
@@ -54,7 +54,8 @@ def _rate(value: float | None) -> str:
 
 def queues_table(stats: list[GroupStats], *, title: str | None = None) -> Table:
     """The ``tidings queues`` table of `stats`."""
-    result = table("group", *_NUMBERS, "alerts", title=title, right=_NUMBERS)
+    group = id_column("group", (s.group for s in stats))
+    result = table(group, *_NUMBERS, "alerts", title=title, right=_NUMBERS)
     for s in stats:
         alerts = Text("; ".join(s.alerts), style="bold red" if s.alerts else "")
         result.add_row(
