@@ -86,7 +86,7 @@ class AmqpAddress:
         except ValueError as exc:
             raise ConfigError(
                 f"cannot parse the RabbitMQ URL {_masked(url)}: {exc}; expected "
-                "amqp://user:password@host:port/vhost with a port from 1 to 65535"
+                "amqp://host:port/vhost (credentials before the host) with a port from 1 to 65535"
             ) from None
         scheme = parts.scheme.lower()
         if scheme not in MANAGEMENT_PORT:
