@@ -50,6 +50,9 @@ async def test_errors_never_show_a_password() -> None:
 def test_mask_url() -> None:
     assert mask_url("amqp://guest:guest@localhost:5672/v") == "amqp://guest:***@localhost:5672/v"
     assert mask_url("sqlite:///tidings.db") == "sqlite:///tidings.db"
+    # A port that is not a number is kept as written, never a crash that shows the URL
+    assert mask_url("amqp://u:secret@h:notaport/v") == "amqp://u:***@h:notaport/v"
+    assert mask_url("amqp://u:p@ss@[::1]:99999/") == "amqp://u:***@[::1]:99999/"
 
 
 def test_url_defaults_to_environment_then_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:

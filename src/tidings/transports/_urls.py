@@ -22,8 +22,7 @@ def mask_url(url: str) -> str:
         return _LOOSE_CREDENTIALS.sub(r"\1:***@", url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    # The host part as written (a bad port such as ":notaport" is kept as is, not parsed).
+    host = parts.netloc.rpartition("@")[2]
     netloc = f"{parts.username or ''}:***@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
