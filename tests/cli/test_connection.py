@@ -161,3 +161,20 @@ def test_app_name_and_management_url_reach_the_rabbitmq_bus(
         assert json.loads(renamed.stdout) == []
     finally:
         asyncio.run(delete_namespace(rabbitmq_node, name))
+
+
+def test_the_app_transport_options_go_with_its_url_only(tmp_path: Path) -> None:
+    from tidings._cli.connection import choose_broker
+
+    # Given an app whose bus has a transport option of its own
+    shop = create_broker(f"sqlite:///{tmp_path / 'shop.db'}")
+    other = create_broker(f"sqlite:///{tmp_path / 'other.db'}")
+    path = tmp_path / f"tuned_{uuid.uuid4().hex[:12]}.py"
+    path.write_text(f"from tidings import Bus\n\nbus = Bus({shop!r}, busy_timeout=3.0)\n")
+
+    # Then its options are used with its URL, and not with another URL given by --url
+    with_app = choose_broker(app=f"{path}:bus", url=None, name=None)
+    assert (with_app.url, dict(with_app.options)) == (shop, {"busy_timeout": 3.0})
+    elsewhere = choose_broker(app=f"{path}:bus", url=other, name=None)
+    assert (elsewhere.url, dict(elsewhere.options)) == (other, {})
+    assert health("--app", f"{path}:bus") == shop

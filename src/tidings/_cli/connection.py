@@ -11,9 +11,9 @@ at one.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import Bus, ConfigError, TidingsError
@@ -39,12 +39,15 @@ class Broker:
         name: the bus namespace.
         origin: where the URL came from, for messages (``--url``, ``shop:bus``, ...).
         management_url: the RabbitMQ management API to use, when given.
+        options: the transport options of the ``--app`` bus, when its URL is the one used
+            (so e.g. its ``management_url`` applies); `management_url` overrides its own.
     """
 
     url: str
     name: str
     origin: str
     management_url: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def secrets(self) -> list[str | None]:
@@ -94,7 +97,9 @@ def choose_broker(
         )
     _check_file(chosen, origin)
     namespace = name or (bus.name if bus is not None else _DEFAULT_NAME)
-    return Broker(chosen, namespace, origin, management_url or None)
+    same = bus is not None and chosen == bus.url
+    options = dict(bus.transport_options) if same and bus is not None else {}
+    return Broker(chosen, namespace, origin, management_url or None, options)
 
 
 def inspected_broker(
@@ -110,7 +115,7 @@ def inspected_broker(
 @asynccontextmanager
 async def connect(broker: Broker) -> AsyncIterator[Bus]:
     """An open publish-only bus (it starts no consumers) on `broker`."""
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(broker.options)
     if broker.management_url:
         options["management_url"] = broker.management_url
     bus = Bus(broker.url, name=broker.name, consume=False, **options)

@@ -7,9 +7,10 @@ import logging
 import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Literal, Self
 
 from .._clock import Clock, SystemClock
@@ -138,16 +139,9 @@ class Bus:
             dedupe_ttl=float(dedupe_ttl),
             clock=self.clock,
         )
-        self._transport_options: dict[str, Any] = {
-            "name": name,
-            "lease": float(lease),
-            "retention": float(retention),
-            "max_message_size": self.max_message_size,
-            "dedupe_url": dedupe,
-            "dedupe_ttl": float(dedupe_ttl),
-            "clock": self.clock,
-            **options,
-        }
+        self._extra = MappingProxyType(dict(options))
+        common = {f.name: getattr(self._options, f.name) for f in fields(TransportOptions)}
+        self._transport_options: dict[str, Any] = {**common, **options}
         self._factory = transport if not isinstance(transport, Transport) else None
         self._transport: Transport | None = transport if isinstance(transport, Transport) else None
         self._publisher = self._make_publisher()
@@ -216,6 +210,11 @@ class Bus:
     def state(self) -> BusState:
         """``NEW``, ``OPEN`` once started, ``CLOSED`` for good."""
         return self._state
+
+    @property
+    def transport_options(self) -> Mapping[str, Any]:
+        """The transport-specific options given as ``Bus(url, **options)`` (read-only)."""
+        return self._extra
 
     @property
     def transport(self) -> Transport:
