@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import textwrap
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.servers import RabbitNode, delete_namespace, rabbitmq_node  # noqa: F401
+from tests.servers import (  # noqa: F401 - session fixtures
+    RabbitNode,
+    bare_rabbitmq_node,
+    delete_namespace,
+    rabbitmq_node,
+)
 
 from .conftest import cli, create_broker, declare
 
@@ -178,3 +185,27 @@ def test_the_app_transport_options_go_with_its_url_only(tmp_path: Path) -> None:
     elsewhere = choose_broker(app=f"{path}:bus", url=other, name=None)
     assert (elsewhere.url, dict(elsewhere.options)) == (other, {})
     assert health("--app", f"{path}:bus") == shop
+
+
+def test_queues_with_app_on_rabbitmq_without_the_management_api_shows_its_groups(
+    tmp_path: Path,
+    bare_rabbitmq_node: RabbitNode,  # noqa: F811
+) -> None:
+    # Given an app on a stock RabbitMQ (no management API) with a message waiting in its group
+    # (a fresh namespace on the session's private node, left there: without the management
+    # API there is no listing to clean up by)
+    name = f"cli{uuid.uuid4().hex[:10]}"
+    app = app_file(tmp_path, bare_rabbitmq_node.url, name=name)
+    declare(bare_rabbitmq_node.url, "orders", pattern="shop.#", name=name)
+    published = cli("publish", "shop.placed", "--app", app)
+    assert published.exit_code == 0, published.output
+
+    # When the queues are listed with --app (a process of its own, as a user runs it)
+    command = [sys.executable, "-m", "tidings", "queues", "--json", "--app", app]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    # Then the app's group is shown from AMQP counters, with the warning saying why
+    assert result.returncode == 0, result.stderr
+    rows = {g["group"]: g for g in json.loads(result.stdout)}
+    assert rows["orders"]["ready"] == 1
+    assert "management API" in result.stderr

@@ -41,6 +41,10 @@ class Broker:
         management_url: the RabbitMQ management API to use, when given.
         options: the transport options of the ``--app`` bus, when its URL is the one used
             (so e.g. its ``management_url`` applies); `management_url` overrides its own.
+        app_bus: the ``--app`` bus itself, when a RabbitMQ command uses it unchanged: it is
+            started publish-only, so it declares its groups (as its workers do) and the
+            counters of those groups can be read over AMQP when the management API cannot
+            be reached.
     """
 
     url: str
@@ -48,6 +52,7 @@ class Broker:
     origin: str
     management_url: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    app_bus: Bus | None = field(default=None, compare=False, repr=False)
 
     @property
     def secrets(self) -> list[str | None]:
@@ -97,9 +102,12 @@ def choose_broker(
         )
     _check_file(chosen, origin)
     namespace = name or (bus.name if bus is not None else _DEFAULT_NAME)
-    same = bus is not None and chosen == bus.url
-    options = dict(bus.transport_options) if same and bus is not None else {}
-    return Broker(chosen, namespace, origin, management_url or None, options)
+    mine = bus if bus is not None and chosen == bus.url else None  # the app's broker
+    options = dict(mine.transport_options) if mine is not None else {}
+    reuse = mine is not None and _is_amqp(chosen) and not management_url and namespace == mine.name
+    return Broker(
+        chosen, namespace, origin, management_url or None, options, mine if reuse else None
+    )
 
 
 def inspected_broker(
@@ -118,7 +126,11 @@ async def connect(broker: Broker) -> AsyncIterator[Bus]:
     options: dict[str, Any] = dict(broker.options)
     if broker.management_url:
         options["management_url"] = broker.management_url
-    bus = Bus(broker.url, name=broker.name, consume=False, **options)
+    if broker.app_bus is not None and broker.app_bus.state.value == "new":
+        bus = broker.app_bus
+        bus.consume = False  # declare its groups, start none of its consumers
+    else:
+        bus = Bus(broker.url, name=broker.name, consume=False, **options)
     await bus.start()
     try:
         yield bus
