@@ -18,6 +18,8 @@ boundary, with the file, queue or URL (password masked) in the message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "BrokerUnavailable",
     "ConfigError",
@@ -61,7 +63,23 @@ class Unroutable(TidingsError):
     ``on_unroutable="ignore"``. Groups exist once a bus that subscribes to them has been
     opened (a worker started, or ``await bus.declare()``): start the workers before the
     publishers.
+
+    Attributes:
+        sent_ids: ids of the messages of the same call that did reach a group (a batch on a
+            broker that cannot refuse it whole).
+        unroutable_ids: ids of the messages that reached no group.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sent_ids: Sequence[str] = (),
+        unroutable_ids: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.sent_ids: list[str] = list(sent_ids)
+        self.unroutable_ids: list[str] = list(unroutable_ids)
 
 
 class MessageTooLarge(TidingsError):

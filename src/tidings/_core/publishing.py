@@ -180,7 +180,10 @@ class Publisher:
             return [m.id for m in messages]
         pubs = [self._publication_of(item, cause) for item in items]
         batch = _Batch(self, len(pubs))
-        return list(await asyncio.gather(*(batch.run(self._stack, p) for p in pubs)))
+        results = await asyncio.gather(
+            *(batch.run(self._stack, p) for p in pubs), return_exceptions=True
+        )
+        return _ids_or_raise(results)
 
     def _prepared(self, item: Pending | Message, cause: Envelope | None) -> OutgoingMessage:
         if isinstance(item, Pending):
@@ -232,20 +235,49 @@ class Publisher:
         await self.publish_all(ctx.pending, cause=ctx.envelope)
 
     def check_routed(self, messages: Sequence[OutgoingMessage], routed: Sequence[bool]) -> None:
-        """Raise `Unroutable` for a message no group took, unless unroutable is ignored."""
+        """Raise `Unroutable` for a message no group took, unless unroutable is ignored; it
+        names the ids that went out and those that did not."""
         if self.on_unroutable != "error" or all(routed):
             return
-        first = next(m for m, ok in zip(messages, routed, strict=True) if not ok)
-        if first.group is not None:
-            raise Unroutable(
-                f"no group named {first.group!r} on bus {self.bus!r} to send "
-                f"{first.type!r} to; start its workers (or await bus.declare()) first"
-            )
-        raise Unroutable(
-            f"no group subscribes to {first.type!r} on bus {self.bus!r}; start the "
-            "workers (or await bus.declare()) before publishing, or "
-            "Bus(on_unroutable='ignore')"
+        pairs = list(zip(messages, routed, strict=True))
+        raise self.unroutable(
+            [m for m, ok in pairs if not ok], sent=[m.id for m, ok in pairs if ok]
         )
+
+    def unroutable(self, lost: Sequence[OutgoingMessage], *, sent: Sequence[str]) -> Unroutable:
+        """The `Unroutable` for `lost` messages (the first one named), `sent` having gone."""
+        first = lost[0]
+        ids = {"sent_ids": sent, "unroutable_ids": [m.id for m in lost]}
+        more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+        if first.group is not None:
+            return Unroutable(
+                f"no group named {first.group!r} on bus {self.bus!r} to send "
+                f"{first.type!r} to{more}; start its workers (or await bus.declare()) first",
+                **ids,
+            )
+        return Unroutable(
+            f"no group subscribes to {first.type!r} on bus {self.bus!r}{more}; start the "
+            "workers (or await bus.declare()) before publishing, or "
+            "Bus(on_unroutable='ignore')",
+            **ids,
+        )
+
+
+def _ids_or_raise(results: Sequence[str | BaseException]) -> list[str]:
+    """The ids of a batch published through hooks; an error of one message raised, with the
+    unroutable ones of the whole batch gathered in one `Unroutable`."""
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if not errors:
+        return [r for r in results if isinstance(r, str)]
+    lost = [e for e in errors if isinstance(e, Unroutable)]
+    other = next((e for e in errors if not isinstance(e, Unroutable)), None)
+    if other is not None:
+        raise other
+    raise Unroutable(
+        str(lost[0]),
+        sent_ids=[r for r in results if isinstance(r, str)],
+        unroutable_ids=[i for e in lost for i in e.unroutable_ids],
+    )
 
 
 class _Place:
