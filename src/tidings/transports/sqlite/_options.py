@@ -27,6 +27,10 @@ class SqliteOptions:
         cleanup_interval: seconds between background clean-ups.
         wake: send and receive cross-process wake-up datagrams.
         durable_settle: commit settles with `synchronous` as well.
+        file_mode: permission bits of a database file this process creates (its ``-wal``,
+            ``-shm`` and ``-journal`` files take the same); ``0o600`` by default, ``0o660``
+            for a web app and a worker running as different users of one group. The mode of
+            an existing file is left alone.
 
     Raises:
         ConfigError: a value of the wrong kind, naming the option.
@@ -38,6 +42,7 @@ class SqliteOptions:
     cleanup_interval: float = 60.0
     wake: bool = True
     durable_settle: bool = False
+    file_mode: int = 0o600
 
     def __post_init__(self) -> None:
         text = str(self.synchronous).upper()
@@ -54,3 +59,8 @@ class SqliteOptions:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"{name}={value!r}: expected a positive number of seconds")
             object.__setattr__(self, name, float(value))
+        mode = self.file_mode
+        if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
+            raise ConfigError(f"file_mode={mode!r}: expected permission bits such as 0o600")
+        if mode & 0o600 != 0o600:
+            raise ConfigError(f"file_mode={mode:#o}: the owner must be able to read and write")

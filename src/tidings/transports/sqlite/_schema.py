@@ -27,6 +27,7 @@ Tables::
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -229,11 +230,28 @@ def _sql_matches(pattern: str, routing_key: str) -> bool:
     return matches(pattern, routing_key)
 
 
+def _create_file(path: Path, mode: int) -> None:
+    """Create `path` empty with exactly `mode` (whatever the umask) unless it exists.
+
+    SQLite gives the ``-wal``, ``-shm`` and ``-journal`` files the mode of the database file,
+    so this one choice covers all of them. An existing file is left alone.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
 def connect(
-    path: Path, *, synchronous: str, busy_timeout: float, create: bool
+    path: Path, *, synchronous: str, busy_timeout: float, create: bool, file_mode: int = 0o600
 ) -> sqlite3.Connection:
     """Open a connection to the broker file, creating the schema when `create` and the file
-    is new; check the file is ours and of a version we read.
+    is new (with permission bits `file_mode`); check the file is ours and of a version we
+    read.
 
     The returned connection is in autocommit mode (``isolation_level=None``): callers run
     explicit ``BEGIN IMMEDIATE`` / ``COMMIT``.
@@ -248,6 +266,8 @@ def connect(
         raise ConfigError(f"cannot open {path}: it is a directory")
     conn: sqlite3.Connection | None = None
     try:
+        if create:
+            _create_file(path, file_mode)
         conn = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, cached_statements=256
         )
@@ -267,6 +287,8 @@ def connect(
             conn.close()
         if isinstance(exc, sqlite3.Error):
             raise translate_error(exc, path, opening=True) from exc
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot create {path} ({exc.strerror})") from exc
         raise
 
 

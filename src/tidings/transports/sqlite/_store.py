@@ -50,6 +50,7 @@ class StoreSettings:
             renewals, settles), whose loss on power failure only causes a redelivery.
         busy_timeout: seconds to wait for another process's write lock before failing.
         max_batch: most queued operations run in one transaction.
+        file_mode: permission bits of a database file the writer creates.
     """
 
     path: Path
@@ -57,6 +58,7 @@ class StoreSettings:
     settle_synchronous: str = "NORMAL"
     busy_timeout: float = 10.0
     max_batch: int = 1024
+    file_mode: int = 0o600
 
 
 def _resolve(outcome: _Outcome) -> None:
@@ -115,6 +117,7 @@ class _DbThread(threading.Thread):
                 synchronous=self.settings.synchronous,
                 busy_timeout=self.settings.busy_timeout,
                 create=self.create,
+                file_mode=self.settings.file_mode,
             )
         except BaseException as exc:
             self._post(_resolve, [(self._ready, None, exc), (self._stopped, None, None)])

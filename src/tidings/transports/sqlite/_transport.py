@@ -7,7 +7,7 @@ any process (see `_wakeup`). Published events stay in a retained log for `replay
 
 URLs follow SQLAlchemy: ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``.
 The broker's own options (``synchronous``, ``durable_settle``, ``poll_interval``,
-``busy_timeout``, ``cleanup_interval``, ``wake``) are described in `SqliteOptions`.
+``busy_timeout``, ``cleanup_interval``, ``wake``, ``file_mode``) are described in `SqliteOptions`.
 
 Open the transport after forking, never before: a connection must not cross a fork.
 """
@@ -115,6 +115,7 @@ class SqliteTransport(Transport):
             if self._tuning.durable_settle or sync in ("NORMAL", "OFF")
             else "NORMAL",
             busy_timeout=self._tuning.busy_timeout,
+            file_mode=self._tuning.file_mode,
         )
         try:
             self._writer = WriterThread(settings, self._clock, socket.gethostname(), self._wake)
