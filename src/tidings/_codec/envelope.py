@@ -95,9 +95,36 @@ def _parse_time(value: Any) -> datetime | None:
         raise DecodeError(f"attribute 'time' must be an RFC 3339 string, not {value!r}")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise DecodeError(f"attribute 'time' is not an RFC 3339 timestamp: {value!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        # In UTC now: a time at the edge of the calendar (year 1 at +23:59) cannot be, and
+        # would fail later, when the envelope is written out again (a dead letter, a replay).
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise DecodeError(f"attribute 'time' is not an RFC 3339 timestamp: {value!r:.80}") from exc
+
+
+_MAX_VERSION = 2**63 - 1
+
+
+def _version(value: Any) -> int | None:
+    """``dataversion`` as an int: an integer, an integral float (``2.0``) or decimal text
+    (binary mode's headers); anything else (``1e999``, ``NaN``, ``1.5``, ``true``, a list,
+    a number past 64 bits) is a `DecodeError`, never an OverflowError or a silent truncation."""
+    if value is None or (type(value) is int and 0 <= value <= _MAX_VERSION):
+        return value
+    number: int | None = None
+    if (
+        type(value) is float
+        and value.is_integer()
+        or isinstance(value, str)
+        and value.strip().isdecimal()
+        and len(value) < 20
+    ):
+        number = int(value)
+    elif type(value) is int:
+        number = value
+    if number is None or not 0 <= number <= _MAX_VERSION:
+        raise DecodeError(f"attribute 'dataversion' is not an integer version: {value!r:.80}")
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,14 +198,7 @@ class Envelope:
             value = get(required)
             if not isinstance(value, str) or not value:
                 raise DecodeError(f"CloudEvents attribute {required!r} is missing or not a string")
-        version = get("dataversion")
-        if version is not None and type(version) is not int:
-            try:
-                version = int(version)
-            except (TypeError, ValueError) as exc:
-                raise DecodeError(
-                    f"attribute 'dataversion' is not an integer: {version!r}"
-                ) from exc
+        version = _version(get("dataversion"))
         unknown = attrs.keys() - _KNOWN_WITH_DATA
         extensions = {k: attrs[k] for k in unknown} if unknown else None
         return make_envelope(
