@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from ..._exceptions import BrokerUnavailable, ConfigError, TidingsError
@@ -272,8 +273,7 @@ def connect(
             path, isolation_level=None, check_same_thread=False, cached_statements=256
         )
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        _check_or_create(conn, path, create)
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _check_or_create(conn, path, create, time.monotonic() + busy_timeout)
         if str(mode).lower() != "wal":
             raise ConfigError(f"cannot put {path} in WAL mode (journal mode is {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -292,14 +292,32 @@ def connect(
         raise
 
 
-def _check_or_create(conn: sqlite3.Connection, path: Path, create: bool) -> None:
-    if _is_ours(conn, path):
-        return
-    if not create:
-        raise ConfigError(f"{path} is not a tidings database")
-    # A new file: auto_vacuum must be chosen before the first table exists.
+def _check_or_create(conn: sqlite3.Connection, path: Path, create: bool, deadline: float) -> str:
+    """Make sure the file holds our schema, then put it in WAL mode; return the mode.
+
+    Processes opening a new file at once race: an empty file is one another process is
+    initialising, so it is waited for (or initialised here when `create`), never taken for
+    a foreign file. Some lock conflicts of that race (a journal-mode change, WAL recovery)
+    come back as "busy" without SQLite's busy handler waiting, so they are retried here
+    until `deadline`.
+    """
+    while True:
+        try:
+            if _is_ours(conn, path) or (create and _create_schema(conn, path)):
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        else:
+            if time.monotonic() >= deadline:
+                raise ConfigError(f"{path} is not a tidings database (it stayed empty)")
+        time.sleep(0.005)
+
+
+def _create_schema(conn: sqlite3.Connection, path: Path) -> bool:
+    """Create the schema in an empty file under the write lock; True once the file is ours."""
+    # auto_vacuum must be chosen before the first table exists.
     conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Another process may have created it between our check and our lock.
@@ -313,13 +331,19 @@ def _check_or_create(conn: sqlite3.Connection, path: Path, create: bool) -> None
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return True
 
 
 def _is_ours(conn: sqlite3.Connection, path: Path) -> bool:
     """True for a tidings file of our version, False for an empty one; raise otherwise."""
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    # One statement reads one snapshot: separate reads could see the header before and the
+    # tables after another process's schema commit, and take the file for a foreign one.
+    app_id, version, tables = conn.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id),"
+        " (SELECT user_version FROM pragma_user_version),"
+        " (SELECT count(*) FROM sqlite_master)"
+    ).fetchone()
     if app_id == APPLICATION_ID:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise ConfigError(
                 f"{path} was written by a newer tidings (schema version {version}; "
@@ -328,7 +352,6 @@ def _is_ours(conn: sqlite3.Connection, path: Path) -> bool:
         if version < 1:
             raise ConfigError(f"{path} is not a tidings database (no schema version)")
         return True
-    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if app_id != 0 or tables:
         raise ConfigError(f"{path} is not a tidings database (it holds other data)")
     return False
