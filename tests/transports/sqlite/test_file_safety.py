@@ -4,12 +4,13 @@ under a running process."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
 import pytest
 
-from tidings import Bus, ConfigError, Event
+from tidings import BrokerUnavailable, Bus, ConfigError, Event
 from tidings.transports import GroupSpec
 from tidings.transports.sqlite import SqliteOptions
 
@@ -88,3 +89,39 @@ async def test_an_existing_file_keeps_its_mode(
 def test_a_bad_file_mode_is_a_config_error(mode: object) -> None:
     with pytest.raises(ConfigError, match="file_mode"):
         SqliteOptions(file_mode=mode)  # type: ignore[arg-type]
+
+
+async def test_a_file_deleted_under_a_running_process_fails_its_publishes(
+    open_transport: OpenTransport, tmp_path: Path
+) -> None:
+    # Given a transport publishing to its file
+    db = tmp_path / "bus.db"
+    transport = await open_transport()
+    await transport.declare([GroupSpec("g", ("x.*",))])
+    assert await transport.publish([message("x.y")]) == [True]
+
+    # When the file is deleted
+    db.unlink()
+
+    # Then a publish fails, naming the file, instead of confirming into the deleted one
+    with pytest.raises(BrokerUnavailable, match=re.escape(f"{db} was deleted")):
+        await transport.publish([message("x.y")])
+
+
+async def test_a_file_replaced_under_a_running_process_fails_its_publishes(
+    open_transport: OpenTransport, tmp_path: Path
+) -> None:
+    # Given a transport publishing to its file, and another broker file
+    db = tmp_path / "bus.db"
+    transport = await open_transport()
+    await transport.declare([GroupSpec("g", ("x.*",))])
+    assert await transport.publish([message("x.y")]) == [True]
+    other = tmp_path / "other.db"
+    await (await open_transport(f"sqlite:///{other}")).close()
+
+    # When the other file is moved into its place (a restore from a backup)
+    other.replace(db)
+
+    # Then a publish fails, naming the file
+    with pytest.raises(BrokerUnavailable, match=re.escape(f"{db} was replaced")):
+        await transport.publish([message("x.y")])

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from ..._clock import Clock
 from ..._exceptions import StateError
+from ._identity import FileIdentity
 from ._ops import CleanupOp
 from ._schema import LockTimeout, connect, is_busy, is_environmental, translate_error
 from ._txn import Topology, Txn, WriteOp
@@ -219,6 +220,7 @@ class WriterThread(_DbThread):
         self._synchronous = settings.synchronous
         self._on_commit = on_commit
         self._sender = WakeSender()
+        self._identity: FileIdentity | None = None
 
     def submit(self, op: WriteOp) -> asyncio.Future[Any]:
         """Queue `op`; the returned future resolves after the commit that contains it."""
@@ -229,6 +231,7 @@ class WriterThread(_DbThread):
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA busy_timeout = 0")  # `_transaction` waits for locks itself
+        self._identity = FileIdentity(self.settings.path)
 
     def _finished(self) -> None:
         self._sender.close()
@@ -298,6 +301,8 @@ class WriterThread(_DbThread):
         if level != self._synchronous:
             conn.execute(f"PRAGMA synchronous = {level}")
             self._synchronous = level
+        if self._identity is not None:
+            self._identity.check()
         conn.execute("BEGIN IMMEDIATE")
         try:
             self.topology.refresh(conn)
@@ -310,6 +315,9 @@ class WriterThread(_DbThread):
                     results[i] = result
             tx.flush_counters()
             conn.execute("COMMIT")
+            if self._identity is not None:
+                # Deleted during the transaction: what was just committed is lost with it.
+                self._identity.check()
         except BaseException:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
