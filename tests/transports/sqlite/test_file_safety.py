@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import Inbox, eventually
 from tidings import BrokerUnavailable, Bus, ConfigError, Event
 from tidings.transports import GroupSpec
 from tidings.transports.sqlite import SqliteOptions
@@ -125,3 +126,35 @@ async def test_a_file_replaced_under_a_running_process_fails_its_publishes(
     # Then a publish fails, naming the file
     with pytest.raises(BrokerUnavailable, match=re.escape(f"{db} was replaced")):
         await transport.publish([message("x.y")])
+
+
+async def test_the_retained_log_is_bounded_by_bytes_and_the_space_given_back(
+    open_transport: OpenTransport, tmp_path: Path
+) -> None:
+    # Given a group that received and acknowledged 300 events of 10 kB (3 MB of log)
+    db = tmp_path / "bus.db"
+    transport = await open_transport(retention_bytes=200_000, cleanup_interval=3600.0)
+    spec = GroupSpec("g", ("x.*",))
+    await transport.declare([spec])
+    for _ in range(30):
+        await transport.publish([message("x.y", body=b"e" * 10_000) for _ in range(10)])
+    inbox = Inbox(transport, auto_ack=True)
+    await transport.consume(spec, inbox)
+    await eventually(lambda: len(inbox.got) == 300, what="every event delivered")
+    await transport.close()
+    grown = db.stat().st_size  # closing checkpointed the WAL into it
+
+    # When a transport with a 200 kB bound cleans up
+    transport = await open_transport(retention_bytes=200_000, cleanup_interval=0.05)
+
+    # Then only the newest events that fit stay for replay, and the file shrinks
+    await eventually(lambda: db.stat().st_size < 1_000_000, what="the file shrunk")
+    replayed = await transport.replay("g", 0.0)
+    assert 15 <= replayed <= 20, replayed
+    assert db.stat().st_size < grown / 3
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, "big", True])
+def test_a_bad_retention_bytes_is_a_config_error(size: object) -> None:
+    with pytest.raises(ConfigError, match="retention_bytes"):
+        SqliteOptions(retention_bytes=size)  # type: ignore[arg-type]

@@ -249,16 +249,27 @@ class CleanupOp(WriteOp):
     """Delete expired markers, old log entries, stale registrations and counters, a chunk
     at a time so the write lock is held briefly; result: True when more is left to do.
 
+    Log entries go when older than `retention` seconds, or at or before position
+    `log_through` (the retained log's byte bound, see `log_overflow`), unless a delivery
+    still needs them.
+
     After committing it, the writer gives free pages back to the file system and
     checkpoints the WAL (`WriterThread._compact`).
     """
 
-    __slots__ = ("chunk", "retention", "stale_after")
+    __slots__ = ("chunk", "log_through", "retention", "stale_after")
     phase = 4
 
-    def __init__(self, retention: float, stale_after: float, chunk: int = 5000) -> None:
+    def __init__(
+        self,
+        retention: float,
+        stale_after: float,
+        chunk: int = 5000,
+        log_through: int | None = None,
+    ) -> None:
         super().__init__()
         self.retention, self.stale_after, self.chunk = retention, stale_after, chunk
+        self.log_through = log_through
 
     def apply(self, tx: Txn) -> bool:
         conn, now, chunk = tx.conn, tx.now, self.chunk
@@ -269,9 +280,9 @@ class CleanupOp(WriteOp):
                 (now, chunk),
             ).rowcount,
             conn.execute(
-                "DELETE FROM log WHERE seq IN (SELECT seq FROM log WHERE published_at < ?"
-                " AND seq NOT IN (SELECT log_seq FROM deliveries) LIMIT ?)",
-                (now - self.retention, chunk),
+                "DELETE FROM log WHERE seq IN (SELECT seq FROM log WHERE (published_at < ?"
+                " OR seq <= ?) AND seq NOT IN (SELECT log_seq FROM deliveries) LIMIT ?)",
+                (now - self.retention, -1 if self.log_through is None else self.log_through, chunk),
             ).rowcount,
             conn.execute(
                 "DELETE FROM log WHERE seq IN (SELECT seq FROM log WHERE retained = 0"

@@ -31,6 +31,9 @@ class SqliteOptions:
             ``-shm`` and ``-journal`` files take the same); ``0o600`` by default, ``0o660``
             for a web app and a worker running as different users of one group. The mode of
             an existing file is left alone.
+        retention_bytes: most bytes the retained log keeps (256 MiB by default), on top of
+            the bus's `retention` time: past it the oldest events are dropped first. Events
+            a group has yet to receive are never dropped.
 
     Raises:
         ConfigError: a value of the wrong kind, naming the option.
@@ -43,6 +46,7 @@ class SqliteOptions:
     wake: bool = True
     durable_settle: bool = False
     file_mode: int = 0o600
+    retention_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         text = str(self.synchronous).upper()
@@ -62,5 +66,8 @@ class SqliteOptions:
         mode = self.file_mode
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
             raise ConfigError(f"file_mode={mode!r}: expected permission bits such as 0o600")
+        size = self.retention_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ConfigError(f"retention_bytes={size!r}: expected a positive number of bytes")
         if mode & 0o600 != 0o600:
             raise ConfigError(f"file_mode={mode:#o}: the owner must be able to read and write")

@@ -23,12 +23,15 @@ __all__ = [
     "dead_letters_by_id",
     "dead_letters_page",
     "is_marked",
+    "log_overflow",
     "ping",
     "read_stats",
 ]
 
 CONSUMER_STALE_AFTER = 30.0
 """Seconds without a heartbeat after which a consumer registration no longer counts."""
+
+_LOG_ROW_OVERHEAD = 64  # bytes a log row takes besides its texts and body, roughly
 
 _RATE_WINDOW = 60.0
 _DEAD_RECENT_WINDOW = 300.0
@@ -196,3 +199,25 @@ def read_stats(conn: sqlite3.Connection, now: float) -> list[GroupStats]:
             )
         )
     return result
+
+
+def log_overflow(conn: sqlite3.Connection, now: float, *, budget: int) -> int | None:
+    """The newest position of the retained log past `budget` bytes, counting from the newest
+    event; it and everything older may be dropped. None when the log fits.
+
+    An event's size is its body, headers, id, type and key plus a fixed row overhead. The
+    count scans the log, so it runs only when the file's used pages exceed the budget.
+    """
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    used = conn.execute("PRAGMA page_count").fetchone()[0]
+    used -= conn.execute("PRAGMA freelist_count").fetchone()[0]
+    if used * page_size <= budget:
+        return None
+    row = conn.execute(
+        "SELECT seq FROM (SELECT seq, sum(length(body) + coalesce(length(headers), 0)"
+        " + length(id) + length(type) + coalesce(length(key), 0) + ?)"
+        " OVER (ORDER BY seq DESC) AS total FROM log WHERE retained = 1)"
+        " WHERE total > ? ORDER BY seq DESC LIMIT 1",
+        (_LOG_ROW_OVERHEAD, budget),
+    ).fetchone()
+    return None if row is None else int(row[0])

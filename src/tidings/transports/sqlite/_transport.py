@@ -7,7 +7,8 @@ any process (see `_wakeup`). Published events stay in a retained log for `replay
 
 URLs follow SQLAlchemy: ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``.
 The broker's own options (``synchronous``, ``durable_settle``, ``poll_interval``,
-``busy_timeout``, ``cleanup_interval``, ``wake``, ``file_mode``) are described in `SqliteOptions`.
+``busy_timeout``, ``cleanup_interval``, ``wake``, ``file_mode``, ``retention_bytes``) are
+described in `SqliteOptions`.
 
 Open the transport after forking, never before: a connection must not cross a fork.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -40,6 +42,7 @@ from ._queries import (
     dead_letter_bound,
     dead_letters_by_id,
     dead_letters_page,
+    log_overflow,
     ping,
     read_stats,
 )
@@ -171,9 +174,11 @@ class SqliteTransport(Transport):
         while True:
             try:
                 if loop.time() >= next_cleanup:
-                    op = CleanupOp(self.options.retention, stale_after)
+                    budget = functools.partial(log_overflow, budget=self._tuning.retention_bytes)
+                    through = await self._open_reader().read(budget)
+                    op = CleanupOp(self.options.retention, stale_after, log_through=through)
                     while await writer.submit(op):
-                        op = CleanupOp(self.options.retention, stale_after)
+                        op = CleanupOp(self.options.retention, stale_after, log_through=through)
                     next_cleanup = loop.time() + self._tuning.cleanup_interval
                 registrations = [
                     (c.id, c.gid, self._port(), os.getpid())
