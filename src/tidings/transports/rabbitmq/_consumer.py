@@ -32,7 +32,16 @@ from .._message import Delivery
 from .._transport import Consumer, Deliver
 from ._acks import AckBatcher
 from ._aiormq import consume
-from ._wire import DUE_SLACK, due_in, incoming_to_delivery
+from ._dlq import dead_letter_headers
+from ._wire import (
+    DUE_SLACK,
+    BadBookkeeping,
+    copy_message,
+    dlq_of,
+    due_in,
+    incoming_to_delivery,
+    safe_delivery,
+)
 
 __all__ = ["DelayAgain", "Handle", "RabbitConsumer"]
 
@@ -96,6 +105,7 @@ class RabbitConsumer(Consumer):
         self.spec = spec
         self._deliver = deliver
         self._queue_names = queues
+        self._dlq = dlq_of(spec.name, queues[0], partitioned=spec.ordered)
         self._channel: AbstractRobustChannel | None = None
         self._tags: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -139,12 +149,18 @@ class RabbitConsumer(Consumer):
         # handler runs in a task of ours (`_dispatch`), so a lost connection does not cancel it.
         if self._stopping:
             return  # left unacknowledged: closing the channel requeues it
+        handle = Handle(self, message, None)
+        try:
+            delivery = incoming_to_delivery(self.spec.name, message, handle)
+        except BadBookkeeping as exc:
+            # Run or delayed on made-up numbers it could loop or stall the group: it goes
+            # to the DLQ as it came, once (its bookkeeping headers are rewritten there).
+            self._spawn(self._dead_letter_as_is(handle, str(exc)))
+            return
         remaining = due_in(message, self._clock.time())
         if remaining > DUE_SLACK:
             self._spawn(self._delay_again(self, message, remaining))
             return
-        handle = Handle(self, message, None)
-        delivery = incoming_to_delivery(self.spec.name, message, handle)
         handle.key = delivery.key
         if self.spec.ordered and delivery.key is not None:
             if delivery.key in self._keys.busy:
@@ -164,7 +180,25 @@ class RabbitConsumer(Consumer):
             await coro
         except Exception as exc:
             # The message stays unacknowledged: the broker redelivers it.
-            logger.warning("could not delay a message of %s again: %s", self.spec.name, exc)
+            logger.warning(
+                "could not move a message of %s on (delay or DLQ): %s", self.spec.name, exc
+            )
+
+    async def _dead_letter_as_is(self, handle: Handle, reason: str) -> None:
+        """Send the message to the group's DLQ with `reason` and acknowledge it, on this
+        consumer's channel (in confirm mode: acknowledged only once the DLQ has it)."""
+        assert self._channel is not None
+        delivery = safe_delivery(self.spec.name, handle.message, handle)
+        failure = Failure(reason, None, reason, "", self._clock.time())
+        body, properties = copy_message(handle.message, dead_letter_headers(delivery, failure))
+        underlay = await self._channel.get_underlay_channel()
+        await underlay.basic_publish(
+            body, exchange="", routing_key=self._dlq, properties=properties, mandatory=True
+        )
+        logger.error(
+            "dead-lettered %s in %s: %s", delivery.id or "a message", self.spec.name, reason
+        )
+        self.ack_message(handle.message)
 
     def _dispatch(self, delivery: Delivery) -> None:
         handle = delivery.handle

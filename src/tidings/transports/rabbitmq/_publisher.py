@@ -123,7 +123,46 @@ class BatchPublisher:
                 item.outcome.set_exception(exc)
 
     async def _write(self, batch: list[PendingPublish]) -> None:
-        await send_publishes(await self._underlay(), batch)
+        channel = await self._underlay()
+        if all(item.body for item in batch):
+            await send_publishes(channel, batch)
+            return
+        # A message of zero bytes is legal AMQP: a content header saying size 0 and no body
+        # frame. The batched write always adds a body frame, and an empty one makes RabbitMQ
+        # close the connection (UNEXPECTED_FRAME), so an empty message (a dead-lettered or
+        # retried copy of another producer's empty message) goes through aiormq's own publish,
+        # which sends none, in its place in the batch.
+        run: list[PendingPublish] = []
+        for item in batch:
+            if item.body:
+                run.append(item)
+                continue
+            if run:
+                await send_publishes(channel, run)
+                run = []
+            await _publish_empty(channel, item)
+        if run:
+            await send_publishes(channel, run)
+
+
+async def _publish_empty(channel: Any, item: PendingPublish) -> None:
+    """Publish `item`, whose body is empty, with aiormq's public ``basic_publish``."""
+    if item.outcome.done():
+        return  # its publisher was cancelled before it was sent
+    try:
+        result = await channel.basic_publish(
+            b"",
+            exchange=item.exchange,
+            routing_key=item.routing_key,
+            properties=item.properties,
+            mandatory=True,
+        )
+    except Exception as exc:
+        if not item.outcome.done():
+            item.outcome.set_exception(exc)
+    else:
+        if not item.outcome.done():
+            item.outcome.set_result(result)
 
 
 class ConfirmedPublisher:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "H_KEY",
     "H_PREFIX",
     "TIERS",
+    "BadBookkeeping",
     "Names",
     "incoming_to_delivery",
     "pick_tier",
@@ -124,6 +125,14 @@ class Names:
         return f"{self.prefix}.{group}.dlq"
 
 
+def dlq_of(group: str, queue: str, *, partitioned: bool) -> str:
+    """The DLQ of `group`, given one of its queues (a partition ``<bus>.<group>.p<n>`` of an
+    ordered group, else ``<bus>.<group>``)."""
+    if partitioned:
+        queue = queue.rsplit(".", 1)[0]
+    return Names(queue[: -len(group) - 1]).dlq(group)
+
+
 def _correlation_id(message: OutgoingMessage) -> str | None:
     value = message.headers.get("ce-correlationid")
     # Parse a structured body only when it can hold the attribute (a json.loads per publish
@@ -183,13 +192,6 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _float(value: Any) -> float | None:
-    try:
-        return float(_text(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 def raw_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
     return dict(message.headers or {})
 
@@ -199,16 +201,74 @@ def user_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     return {k: _text(v) for k, v in headers.items() if not k.startswith(H_PREFIX)}
 
 
+class BadBookkeeping(ValueError):
+    """A message's ``tidings-*`` bookkeeping headers cannot be read (an attempt count or a
+    time that is NaN, infinite, negative or not a number): it is dead-lettered as it is,
+    with this reason, instead of being run or delayed on made-up numbers."""
+
+
+_MAX_ATTEMPT = 1_000_000
+_MAX_NUMBER = 253_402_300_799
+"""The last second of the year 9999 (epoch seconds): no bookkeeping number is larger."""
+
+
+def _header_number(headers: Mapping[str, Any], name: str) -> float | None:
+    """A bookkeeping header as a finite, non-negative number (None when absent)."""
+    value = headers.get(name)
+    if value is None:
+        return None
+    number: float | None = None
+    text = "" if isinstance(value, bool | Mapping | list | tuple) else _text(value)
+    if len(text) <= 64:
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+    # Times past the year 9999 cannot be shown as dates (the DLQ listing would fail on them)
+    # and a due time that far off would hop through the delay tiers for ever.
+    if number is None or not 0 <= number <= _MAX_NUMBER:
+        raise BadBookkeeping(
+            f"header {name!r} is not a number from 0 to {_MAX_NUMBER}: {value!r:.60}"
+        )
+    return number
+
+
+def _attempt(headers: Mapping[str, Any]) -> int:
+    number = _header_number(headers, H_ATTEMPT)
+    if number is None:
+        return 1
+    if not 1 <= number <= _MAX_ATTEMPT or not number.is_integer():
+        raise BadBookkeeping(f"header {H_ATTEMPT!r} is not an attempt count: {number!r}")
+    return int(number)
+
+
 def incoming_to_delivery(group: str, message: DeliveredMessage, handle: object) -> Delivery:
     """A `Delivery` for an AMQP message; a redelivery (never settled before: a crash, a
-    consumer stopped mid-handler) counts as one more attempt, on top of our own header."""
+    consumer stopped mid-handler) counts as one more attempt, on top of our own header.
+
+    Raises:
+        BadBookkeeping: an attempt or time header cannot be read (see `safe_delivery`).
+    """
+    headers = message.header.properties.headers or {}
+    attempt = _attempt(headers)
+    for name in (H_DUE_AT, H_LAST_FAILED):
+        _header_number(headers, name)
+    delivery = safe_delivery(group, message, handle)
+    redelivered = getattr(message.delivery, "redelivered", False)
+    return replace(
+        delivery,
+        attempt=attempt + 1 if redelivered else attempt,
+        first_failed_at=_header_number(headers, H_FIRST_FAILED),
+    )
+
+
+def safe_delivery(group: str, message: DeliveredMessage, handle: object) -> Delivery:
+    """A `Delivery` for an AMQP message that reads none of our numeric bookkeeping (first
+    attempt, never failed): what a message with `BadBookkeeping` is dead-lettered as."""
     properties = message.header.properties
     headers = properties.headers or {}
-    attempt = int(_float(headers.get(H_ATTEMPT)) or 1)
     deliver = message.delivery
     assert isinstance(deliver, spec.Basic.Deliver)
-    if deliver.redelivered:
-        attempt += 1
     key = headers.get(H_KEY)
     routing = headers.get(H_ROUTING_KEY)
     return Delivery(
@@ -219,9 +279,7 @@ def incoming_to_delivery(group: str, message: DeliveredMessage, handle: object) 
         content_type=properties.content_type,
         headers=user_headers(headers),
         key=_text(key) if key is not None else None,
-        attempt=attempt,
         replayed=_text(headers.get(H_REPLAYED, "")) == "1",
-        first_failed_at=_float(headers.get(H_FIRST_FAILED)),
         handle=handle,
     )
 
@@ -229,7 +287,10 @@ def incoming_to_delivery(group: str, message: DeliveredMessage, handle: object) 
 def due_in(message: DeliveredMessage, now: float) -> float:
     """Seconds from `now` until the message is due (0 or less: now)."""
     headers = message.header.properties.headers
-    due = _float(headers.get(H_DUE_AT)) if headers else None
+    try:
+        due = _header_number(headers, H_DUE_AT) if headers else None
+    except BadBookkeeping:
+        return 0.0  # `incoming_to_delivery` refuses it
     return 0.0 if due is None else due - now
 
 
