@@ -40,6 +40,7 @@ from ._delivery import DeliveryContract
 from ._failures import DeadLetterContract, RetryContract
 from ._features import ContextPublishContract, IdempotencyContract, OrderingContract
 from ._harness import FixedDelay, Harness, Inbox, eventually, group_stats
+from ._hostile import HostileInputContract
 from ._middleware import MiddlewareContract
 from ._operations import LifecycleContract, ReplayLogContract, StatsContract
 from ._transport import TransportContract
@@ -67,6 +68,7 @@ __all__ = [
 
 class BusContract(
     DeliveryContract,
+    HostileInputContract,
     RetryContract,
     DeadLetterContract,
     IdempotencyContract,
