@@ -85,6 +85,8 @@ class RabbitConsumer(Consumer):
         delay_again: what to do with a message that arrived before it is due.
         forget: called once the consumer has stopped.
         clock: the transport's clock (due times are on it).
+        max_body: bodies longer than this (the bus's ``max_message_size``) are
+            dead-lettered as they come, unread; None: no limit of ours.
     """
 
     def __init__(
@@ -97,7 +99,9 @@ class RabbitConsumer(Consumer):
         delay_again: DelayAgain,
         forget: Callable[[RabbitConsumer], None],
         clock: Clock,
+        max_body: int | None = None,
     ) -> None:
+        self._max_body = max_body
         self._connection = connection
         self._delay_again = delay_again
         self._forget = forget
@@ -150,6 +154,11 @@ class RabbitConsumer(Consumer):
         if self._stopping:
             return  # left unacknowledged: closing the channel requeues it
         handle = Handle(self, message, None)
+        size = len(message.body)
+        if self._max_body is not None and size > self._max_body:
+            reason = f"a body of {size} bytes is over max_message_size ({self._max_body} bytes)"
+            self._spawn(self._dead_letter_as_is(handle, reason))
+            return
         try:
             delivery = incoming_to_delivery(self.spec.name, message, handle)
         except BadBookkeeping as exc:
