@@ -52,6 +52,7 @@ __all__ = [
     "DeliveryContract",
     "FixedDelay",
     "Harness",
+    "HostileInputContract",
     "IdempotencyContract",
     "Inbox",
     "LifecycleContract",

@@ -280,6 +280,7 @@ class RabbitMQTransport(Transport):
             delay_again=self._delay_again,
             forget=self._forget,
             clock=self.options.clock,
+            max_body=self.options.max_message_size,
         )
         try:
             await consumer.start()
