@@ -39,6 +39,7 @@ __all__ = [
     "ChannelAcks",
     "PendingPublish",
     "consume",
+    "publish_one",
     "send_acks",
     "send_publishes",
     "supported",
@@ -185,26 +186,30 @@ async def _write_publishes(channel: Any, batch: list[PendingPublish]) -> None:
         await drained
 
 
+async def publish_one(channel: Any, item: PendingPublish) -> None:
+    """Publish `item` with aiormq's public ``basic_publish`` (one write; no body frame for
+    an empty body) and settle its outcome."""
+    if item.outcome.done():
+        return  # its publisher was cancelled before it was sent
+    try:
+        result = await channel.basic_publish(
+            item.body,
+            exchange=item.exchange,
+            routing_key=item.routing_key,
+            properties=item.properties,
+            mandatory=True,
+        )
+    except Exception as exc:
+        if not item.outcome.done():
+            item.outcome.set_exception(exc)
+    else:
+        if not item.outcome.done():
+            item.outcome.set_result(result)
+
+
 async def _publish_each(channel: Any, batch: list[PendingPublish]) -> None:
     """The fallback: aiormq's own ``basic_publish``, one write per message."""
-
-    async def one(item: PendingPublish) -> None:
-        try:
-            result = await channel.basic_publish(
-                item.body,
-                exchange=item.exchange,
-                routing_key=item.routing_key,
-                properties=item.properties,
-                mandatory=True,
-            )
-        except Exception as exc:
-            if not item.outcome.done():
-                item.outcome.set_exception(exc)
-        else:
-            if not item.outcome.done():
-                item.outcome.set_result(result)
-
-    await asyncio.gather(*(one(item) for item in batch if not item.outcome.done()))
+    await asyncio.gather(*(publish_one(channel, item) for item in batch))
 
 
 # -- acknowledging ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pamqp import commands as spec
 
 from ..._exceptions import BrokerUnavailable
 from .._urls import mask_url
-from ._aiormq import PendingPublish, send_publishes
+from ._aiormq import PendingPublish, publish_one, send_publishes
 from ._errors import translate
 
 __all__ = ["BatchPublisher", "ConfirmedPublisher", "Outbound"]
@@ -140,29 +140,9 @@ class BatchPublisher:
             if run:
                 await send_publishes(channel, run)
                 run = []
-            await _publish_empty(channel, item)
+            await publish_one(channel, item)
         if run:
             await send_publishes(channel, run)
-
-
-async def _publish_empty(channel: Any, item: PendingPublish) -> None:
-    """Publish `item`, whose body is empty, with aiormq's public ``basic_publish``."""
-    if item.outcome.done():
-        return  # its publisher was cancelled before it was sent
-    try:
-        result = await channel.basic_publish(
-            b"",
-            exchange=item.exchange,
-            routing_key=item.routing_key,
-            properties=item.properties,
-            mandatory=True,
-        )
-    except Exception as exc:
-        if not item.outcome.done():
-            item.outcome.set_exception(exc)
-    else:
-        if not item.outcome.done():
-            item.outcome.set_result(result)
 
 
 class ConfirmedPublisher:
