@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Coroutine
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Group as Renderables
@@ -182,6 +182,24 @@ def show(
         stdout_console().print(_detail(entry))
 
 
+def _act_on_entries(
+    broker: Broker, group: str, chosen: list[str] | None, action: Literal["replay", "purge"]
+) -> int:
+    """Replay or purge the entries `chosen` (whole ids or prefixes; None for all); return
+    how many."""
+
+    async def act() -> int:
+        async with connect(broker) as bus:
+            letters = bus.dead_letters(group)
+            do = letters.replay if action == "replay" else letters.purge
+            if chosen is None:
+                return await do(all=True)
+            entries = await resolve_entry_ids(letters, chosen)
+            return await do([e.entry_id for e in entries])
+
+    return _run(act(), broker) or 0
+
+
 @dlq_app.command("replay", cls=TidingsCommand, no_args_is_help=True)
 def replay_(
     group: GroupArgument,
@@ -196,15 +214,7 @@ def replay_(
     chosen = _choice(ids, every)
     broker = inspected_broker(app, url, name, management_url)
 
-    async def move() -> int:
-        async with connect(broker) as bus:
-            letters = bus.dead_letters(group)
-            if chosen is None:
-                return await letters.replay(all=True)
-            entries = await resolve_entry_ids(letters, chosen)
-            return await letters.replay([e.entry_id for e in entries])
-
-    count = _run(move(), broker) or 0
+    count = _act_on_entries(broker, group, chosen, "replay")
     typer.echo(f"replayed {count} dead letter(s) to {group}")
 
 
@@ -227,13 +237,5 @@ def purge(
     if chosen is None and not yes and sys.stdin.isatty():
         typer.confirm(f"Delete every dead letter of {group}?", abort=True)
 
-    async def delete() -> int:
-        async with connect(broker) as bus:
-            letters = bus.dead_letters(group)
-            if chosen is None:
-                return await letters.purge(all=True)
-            entries = await resolve_entry_ids(letters, chosen)
-            return await letters.purge([e.entry_id for e in entries])
-
-    count = _run(delete(), broker) or 0
+    count = _act_on_entries(broker, group, chosen, "purge")
     typer.echo(f"purged {count} dead letter(s) from {group}")

@@ -62,11 +62,10 @@ async def resolve_entry_ids(letters: DeadLetters, given: Sequence[str]) -> list[
     everyone: list[str] | None = None
     hint = f"see tidings dlq list {letters.group}"
     for wanted in given:
-        try:
-            found.append(await letters.get(wanted))
+        exact = await _exact(letters, wanted)
+        if exact is not None:
+            found.append(exact)
             continue
-        except DeadLetterNotFound:
-            pass
         if len(wanted) < MIN_PREFIX:
             raise DeadLetterNotFound(
                 f"no dead letter {wanted!r} in {letters.group} (give the whole entry id, "
@@ -80,3 +79,11 @@ async def resolve_entry_ids(letters: DeadLetters, given: Sequence[str]) -> list[
             raise AmbiguousPrefix(wanted, letters.group, matches)
         found.append(await letters.get(matches[0]))
     return found
+
+
+async def _exact(letters: DeadLetters, entry_id: str) -> DeadLetter | None:
+    """The entry whose whole id is `entry_id`, if there is one."""
+    try:
+        return await letters.get(entry_id)
+    except DeadLetterNotFound:
+        return None

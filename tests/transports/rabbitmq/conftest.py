@@ -85,3 +85,24 @@ async def namespace(rabbitmq_node, redis_server):  # noqa: F811
         yield ns
     finally:
         await ns.aclose()
+
+
+def one_line(exc: BaseException) -> str:
+    """The error's text, which must be one line."""
+    text = str(exc)
+    assert "\n" not in text, text
+    return text
+
+
+async def start_and_close(url: str, **options) -> None:
+    """Start a bus with one group on `url` (connect and declare), then close it."""
+    bus = Bus(url, **options)
+
+    @bus.subscribe("ping.sent", group="pings")
+    async def ping(event: dict) -> None:
+        return None
+
+    try:
+        await bus.start()
+    finally:
+        await bus.close(drain_timeout=1.0)

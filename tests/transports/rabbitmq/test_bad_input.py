@@ -6,7 +6,9 @@ import socket
 import pika
 import pytest
 
-from tidings import BrokerUnavailable, Bus, ConfigError, Event, MessageTooLarge
+from tidings import BrokerUnavailable, ConfigError, Event, MessageTooLarge
+
+from .conftest import one_line, start_and_close
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -21,30 +23,11 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc)
-    assert "\n" not in text, text
-    return text
-
-
-async def _start(url: str, **options) -> None:
-    bus = Bus(url, **options)
-
-    @bus.subscribe("blob.stored", group="store")
-    async def store(event: Blob) -> None:
-        pass
-
-    try:
-        await bus.start()
-    finally:
-        await bus.close(drain_timeout=1.0)
-
-
 async def test_wrong_credentials_name_the_login_and_mask_the_password(rabbitmq_node):
     url = f"amqp://guest:s3cret-pw@127.0.0.1:{rabbitmq_node.amqp_port}/"
     with pytest.raises(ConfigError) as caught:
-        await _start(url, name="badlogin")
-    text = _one_line(caught.value)
+        await start_and_close(url, name="badlogin")
+    text = one_line(caught.value)
     assert "s3cret-pw" not in text and "***" in text
     assert "user name and password" in text
 
@@ -52,16 +35,16 @@ async def test_wrong_credentials_name_the_login_and_mask_the_password(rabbitmq_n
 async def test_an_unreachable_host_is_broker_unavailable(rabbitmq_node):
     url = f"amqp://guest:s3cret-pw@127.0.0.1:{_closed_port()}/"
     with pytest.raises(BrokerUnavailable) as caught:
-        await _start(url, name="nowhere")
-    text = _one_line(caught.value)
+        await start_and_close(url, name="nowhere")
+    text = one_line(caught.value)
     assert "cannot reach RabbitMQ" in text and "s3cret-pw" not in text
 
 
 async def test_a_missing_vhost_is_named(rabbitmq_node):
     url = f"amqp://guest:guest@127.0.0.1:{rabbitmq_node.amqp_port}/no-such-vhost"
     with pytest.raises(ConfigError) as caught:
-        await _start(url, name="novhost")
-    text = _one_line(caught.value)
+        await start_and_close(url, name="novhost")
+    text = one_line(caught.value)
     assert "virtual host" in text and "no-such-vhost" in text
 
 
@@ -76,7 +59,7 @@ async def test_a_message_over_the_limit_is_refused(namespace):
     async with bus:
         with pytest.raises(MessageTooLarge) as caught:
             await bus.publish(Blob(data="x" * 5000))
-        assert "max_message_size" in _one_line(caught.value)
+        assert "max_message_size" in one_line(caught.value)
 
 
 async def test_the_brokers_own_size_limit_is_reported(namespace):
@@ -90,7 +73,7 @@ async def test_the_brokers_own_size_limit_is_reported(namespace):
     async with bus:
         with pytest.raises(MessageTooLarge) as caught:
             await bus.publish(Blob(data="x" * (2 * 1024 * 1024)))
-        _one_line(caught.value)
+        one_line(caught.value)
         # and the bus still publishes afterwards
         await bus.publish(Blob(data="small"))
 
@@ -116,5 +99,5 @@ async def test_a_queue_declared_with_other_arguments_names_the_argument(namespac
 
     with pytest.raises(ConfigError) as caught:
         await bus.start()
-    text = _one_line(caught.value)
+    text = one_line(caught.value)
     assert "x-queue-type" in text and namespace.queue("store") in text

@@ -112,8 +112,12 @@ async def test_each_hostile_message_is_dead_lettered_once_and_the_group_keeps_fl
         async def all_dead() -> bool:
             return len(await dlq.list()) >= len(HOSTILE)
 
+        async def settled() -> bool:  # nothing left to deliver again
+            stats = {s.group: s for s in await bus.stats()}["notes"]
+            return stats.ready == stats.in_flight == stats.scheduled == 0
+
         await eventually(all_dead, timeout=10.0)
-        await asyncio.sleep(0.3)  # and nothing comes twice
+        await eventually(settled, timeout=10.0)
         entries = await dlq.list()
     # And each hostile message is in the DLQ once, with its reason
     ids = [entry.event_id for entry in entries]

@@ -10,6 +10,7 @@ imports no driver.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -38,11 +39,9 @@ def _masked(url: str) -> str:
 def _check_host(host: str, url: str) -> None:
     if host.startswith("["):
         host = host[1:-1]
-    try:
+    with contextlib.suppress(ValueError):
         ipaddress.ip_address(host)
         return
-    except ValueError:
-        pass
     if not all(ch.isalnum() or ch in _HOST_PUNCTUATION for ch in host):
         raise ConfigError(
             f"cannot parse the host {host!r} of {_masked(url)}: "
