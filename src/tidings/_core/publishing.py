@@ -156,13 +156,9 @@ class Publisher:
             finally:
                 _PLACE.reset(token)
         # Without middleware, no `Publication` is made: straight to the transport.
-        if key is not None and not isinstance(key, str):
-            key = str(key)
-        envelope = self.envelope(message, key=key, id=id, cause=None)
-        data_json = message.__pydantic_serializer__.to_json(message)
-        out = [self._encode(envelope, data_json, key, to, headers, delay)]
+        out = [self._outgoing_of(message, key, id, to, headers, delay, None)]
         self.check_routed(out, await self._transport().publish(out))
-        return envelope.id
+        return out[0].id
 
     async def publish_all(
         self, items: Sequence[Pending | Message], cause: Envelope | None = None
@@ -187,16 +183,22 @@ class Publisher:
 
     def _prepared(self, item: Pending | Message, cause: Envelope | None) -> OutgoingMessage:
         if isinstance(item, Pending):
-            message, key, id, to, headers, delay = (
-                item.message,
-                item.key,
-                item.id,
-                item.to,
-                item.headers,
-                item.delay,
+            return self._outgoing_of(
+                item.message, item.key, item.id, item.to, item.headers, item.delay, cause
             )
-        else:
-            message, key, id, to, headers, delay = item, None, None, None, None, None
+        return self._outgoing_of(item, None, None, None, None, None, cause)
+
+    def _outgoing_of(
+        self,
+        message: Message,
+        key: str | None,
+        id: str | None,
+        to: str | None,
+        headers: Mapping[str, str] | None,
+        delay: float | None,
+        cause: Envelope | None,
+    ) -> OutgoingMessage:
+        """`message` encoded for the transport, without a `Publication` (no middleware)."""
         if key is not None and not isinstance(key, str):
             key = str(key)
         envelope = self.envelope(message, key=key, id=id, cause=cause)
