@@ -79,6 +79,9 @@ def test_demo_text_summary(children: Children, work: Path) -> None:
     )
     assert "p50" in demo.log and "p99" in demo.log
     assert "2 worker processes" in demo.log
+    # and the hint to keep the broker is a command that works as printed (default name)
+    hint = "tidings demo shop --url sqlite:///demo.db, then tidings queues --url sqlite:///demo.db"
+    assert hint in " ".join(demo.log.split())
 
 
 @pytest.mark.slow

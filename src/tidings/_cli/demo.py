@@ -168,8 +168,8 @@ def _print_summary(console: Console, result: DemoResult, temporary: bool, name: 
     how = f"{result.processes} worker processes" if result.processes else "one process"
     console.print(f"\n{result.scenario} on {where} with {how} in {result.seconds:.2f}s")
     counts = table("outcome", "count", right=("count",))
-    for name, value in result.counts.items():
-        counts.add_row(name.replace("_", " "), str(value))
+    for outcome, value in result.counts.items():
+        counts.add_row(outcome.replace("_", " "), str(value))
     console.print(counts)
     console.print(scenario.describe(result.counts))
     lat = data["latency_ms"]
