@@ -26,6 +26,7 @@ def test_all_is_pinned() -> None:
             "NotSupported",
             "Outcome",
             "Permanent",
+            "QueueFull",
             "Retry",
             "StateError",
             "TidingsError",
@@ -45,6 +46,7 @@ def test_exception_tree() -> None:
         "MessageTooLarge",
         "NotSupported",
         "Permanent",
+        "QueueFull",
         "StateError",
         "DeadLetterNotFound",
     ):
@@ -61,11 +63,13 @@ def test_signatures_and_defaults_follow_the_design() -> None:
     assert bus.parameters["lease"].default == 30.0
     assert bus.parameters["retention"].default == 7 * 24 * 3600
     assert bus.parameters["wire"].default == "structured"
+    assert bus.parameters["poison_after"].default == 3
     sub = inspect.signature(tidings.Bus.subscribe)
     assert sub.parameters["concurrency"].default == 16
     assert sub.parameters["idempotent"].default is False
     assert sub.parameters["ordered"].default is False
     assert sub.parameters["timeout"].default == 300.0
+    assert sub.parameters["max_ready"].default is None
     retry = tidings.Retry()
     assert (retry.attempts, retry.base, retry.max_delay) == (5, 0.5, 60.0)
     assert retry.on == (Exception,) and retry.never == ()

@@ -5,6 +5,7 @@ TidingsError
 ├── ConfigError            a bad URL, option, file or registration
 ├── BrokerUnavailable      the broker cannot be reached or used right now
 ├── Unroutable             no group receives what was published or sent
+├── QueueFull              a group is at its ``max_ready`` bound; nothing more is taken
 ├── MessageTooLarge        the encoded message is over ``max_message_size``
 ├── NotSupported           the transport lacks the capability asked for
 ├── StateError             a bus used in the wrong lifecycle state
@@ -27,6 +28,7 @@ __all__ = [
     "MessageTooLarge",
     "NotSupported",
     "Permanent",
+    "QueueFull",
     "StateError",
     "TidingsError",
     "Unroutable",
@@ -80,6 +82,23 @@ class Unroutable(TidingsError):
         super().__init__(message)
         self.sent_ids: list[str] = list(sent_ids)
         self.unroutable_ids: list[str] = list(unroutable_ids)
+
+
+class QueueFull(TidingsError):
+    """A group the publish would reach holds `max_ready` ready messages already.
+
+    Raised at once, without waiting for room (backpressure: slow the producer, or add
+    consumers). On the embedded broker and ``memory://`` nothing was stored; on RabbitMQ the
+    event may have reached the groups that were not full (``.groups`` names the full ones):
+    publishing it again with the same ``id=`` is absorbed by idempotent groups.
+
+    Attributes:
+        groups: the names of the full groups.
+    """
+
+    def __init__(self, message: str, *, groups: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.groups: list[str] = list(groups)
 
 
 class MessageTooLarge(TidingsError):

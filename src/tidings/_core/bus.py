@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 import logging
-import socket
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
-from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal, Self
 
@@ -28,6 +24,7 @@ from .messages import Message
 from .middleware import check_middleware
 from .publishing import Publisher
 from .retry import Retry
+from .settings import BusState, MiB, TransportFactory, default_source, positive
 from .stats import AlertThresholds, evaluate_alerts
 from .subscription import Group, HandlerFunc, registry_add
 from .url import resolve_url
@@ -36,23 +33,6 @@ from .workers import Workers
 __all__ = ["Bus", "BusState", "TransportFactory"]
 
 logger = logging.getLogger(__name__)
-
-MiB = 1024 * 1024
-
-TransportFactory = Callable[[str, Mapping[str, Any]], Transport]
-
-
-class BusState(enum.Enum):
-    """Lifecycle of a bus: it opens once and closes once."""
-
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-def _default_source() -> str:
-    program = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "python"
-    return f"tidings://{socket.gethostname()}/{program or 'python'}"
 
 
 class Bus:
@@ -81,6 +61,8 @@ class Bus:
         transport: a `tidings.transports.Transport` to run on instead of the one `url`
             names (its own options apply), or a factory ``(url, options) -> Transport``
             called with this bus's settings when it starts.
+        poison_after: a dead letter replayed this many times that fails again is poisoned:
+            ``replay(all=True)`` leaves it alone unless asked (default 3).
         **options: the transport's own options, e.g. RabbitMQ's ``queue_type``; a name the
             transport does not know is a `ConfigError`, raised before any connection.
     """
@@ -103,24 +85,26 @@ class Bus:
         clock: Clock | None = None,
         alert_thresholds: AlertThresholds | None = None,
         transport: Transport | TransportFactory | None = None,
+        poison_after: int = 3,
         **options: Any,
     ) -> None:
         if on_unroutable not in ("error", "ignore"):
             raise ConfigError(f"on_unroutable must be 'error' or 'ignore', not {on_unroutable!r}")
         if wire not in ("structured", "binary"):
             raise ConfigError(f"wire must be 'structured' or 'binary', not {wire!r}")
-        for option, value in (("max_message_size", max_message_size), ("lease", lease)):
-            if not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"{option} must be a positive number, not {value!r}")
+        positive("max_message_size", max_message_size)
+        positive("lease", lease)
+        positive("poison_after", poison_after, integer=True)
         self.url = resolve_url(url)
         self.name = name
-        self.source = source or _default_source()
+        self.source = source or default_source()
         self.consume = consume
         self.middleware = list(middleware)
         check_middleware(self.middleware)
         self.on_unroutable = on_unroutable
         self.max_message_size = int(max_message_size)
         self.wire = wire
+        self.poison_after = poison_after
         if isinstance(transport, Transport):
             clock = transport.options.clock
         elif transport is not None and not callable(transport):
@@ -161,6 +145,7 @@ class Bus:
         idempotent: bool = False,
         ordered: bool = False,
         timeout: float | None = 300.0,
+        max_ready: int | None = None,
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Register an async handler for events whose type matches `pattern` (a decorator).
 
@@ -175,6 +160,8 @@ class Bus:
             idempotent: skip event ids the group handled (RabbitMQ needs ``dedupe=``).
             ordered: one event per key at a time, in publish order (a group setting).
             timeout: seconds before a running handler is cancelled (a failed attempt).
+            max_ready: most ready messages the group holds; publishing past it raises
+                `QueueFull` at once (a group setting; RabbitMQ needs quorum queues).
 
         Raises:
             StateError: the bus is open already.
@@ -194,6 +181,7 @@ class Bus:
                 idempotent=idempotent,
                 ordered=ordered,
                 timeout=timeout,
+                max_ready=max_ready,
             )
             return func
 
@@ -381,7 +369,7 @@ class Bus:
 
     def dead_letters(self, group: str) -> DeadLetters:
         """The dead-letter queue of `group`."""
-        return DeadLetters(self.transport, group, self.clock.time)
+        return DeadLetters(self.transport, group, self.clock.time, self.poison_after)
 
     async def replay(self, group: str, since: datetime | str) -> int:
         """Re-deliver to `group` the retained events published since `since` (a datetime or

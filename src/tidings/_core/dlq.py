@@ -159,10 +159,17 @@ class DeadLetters:
         group: the group whose dead letters these are.
     """
 
-    def __init__(self, transport: Transport, group: str, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        group: str,
+        now: Callable[[], float],
+        poison_after: int = 3,
+    ) -> None:
         self._transport = transport
         self.group = group
         self._now = now
+        self.poison_after = poison_after
 
     async def list(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         """The entries, oldest first, a page at a time.

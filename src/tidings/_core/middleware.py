@@ -42,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-OutcomeKind = Literal["ack", "retry", "dead_letter", "duplicate"]
+OutcomeKind = Literal["ack", "retry", "dead_letter", "duplicate", "postpone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +50,16 @@ class Outcome:
     """How a delivery ends: a value the stages return, settled with the transport last.
 
     Build one with `Outcome.ack()`, `Outcome.retry(delay, error)`,
-    `Outcome.dead_letter(reason, error)` or `Outcome.duplicate()`.
+    `Outcome.dead_letter(reason, error)`, `Outcome.duplicate()` or
+    `Outcome.postpone(delay, reason)`.
 
     Attributes:
         kind: ``"ack"`` (done), ``"retry"`` (again after `delay` seconds, attempt counted),
             ``"dead_letter"`` (to the group's dead-letter queue with `reason`) or
-            ``"duplicate"`` (already processed: acknowledged without running the handler).
+            ``"duplicate"`` (already processed: acknowledged without running the handler),
+            or ``"postpone"`` (again after `delay` seconds, the attempt not counted).
         error: the exception behind a retry or a dead letter, if any.
-        delay: seconds before the retry (retries only).
+        delay: seconds before the retry (retries and postponements only).
         reason: one line saying why it failed (set for dead letters; for retries, made from
             `error` when not given).
     """
@@ -88,16 +90,21 @@ class Outcome:
         Raises:
             ConfigError: a negative, infinite or non-numeric `delay`.
         """
-        if (
-            isinstance(delay, bool)
-            or not isinstance(delay, int | float)
-            or not math.isfinite(delay)
-        ):
-            raise ConfigError(f"Outcome.retry: delay must be a finite number, not {delay!r}")
-        if delay < 0:
-            raise ConfigError(f"Outcome.retry: delay must not be negative, not {delay!r}")
         reason = _describe(error) if error is not None else "retry requested"
-        return cls("retry", error=error, delay=float(delay), reason=reason)
+        return cls("retry", error=error, delay=_check_delay("retry", delay), reason=reason)
+
+    @classmethod
+    def postpone(cls, delay: float, reason: str) -> Outcome:
+        """Deliver again after `delay` seconds without counting an attempt: the delivery
+        could not be tried now for a reason outside the handler (another copy of the event
+        is being processed, the dedupe store is down).
+
+        Raises:
+            ConfigError: a negative, infinite or non-numeric `delay`, or an empty `reason`.
+        """
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError("Outcome.postpone needs a reason: one line saying why")
+        return cls("postpone", delay=_check_delay("postpone", delay), reason=reason)
 
     @classmethod
     def dead_letter(cls, reason: str, error: BaseException | None = None) -> Outcome:
@@ -122,6 +129,14 @@ class Outcome:
 
 _ACK = Outcome("ack")
 _DUPLICATE = Outcome("duplicate")
+
+
+def _check_delay(what: str, delay: object) -> float:
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not math.isfinite(delay):
+        raise ConfigError(f"Outcome.{what}: delay must be a finite number, not {delay!r}")
+    if delay < 0:
+        raise ConfigError(f"Outcome.{what}: delay must not be negative, not {delay!r}")
+    return float(delay)
 
 
 def _describe(exc: BaseException) -> str:

@@ -3,7 +3,8 @@
 A transport's consumer calls the `Pipeline` for each delivery. The pipeline decodes the
 envelope into a `Context`, runs the stack (the user's middleware, then the built-in stages of
 `stages`), and settles the delivery with exactly the `Outcome` the outermost stage returned:
-the only code that calls the transport's ``ack``, ``retry_later`` and ``dead_letter``. A
+the only code that calls the transport's ``ack``, ``retry_later``, ``postpone`` and
+``dead_letter``. A
 cancelled delivery (shutdown) is not settled: the transport returns it to the group.
 """
 
@@ -90,7 +91,7 @@ class Pipeline:
         self._timeout = Timeout()
         stages: list[Stage] = [Validate(group)]
         if dedupe is not None:
-            stages.append(Claim(group.name, dedupe, dedupe_ttl))
+            stages.append(Claim(group.name, dedupe, dedupe_ttl, clock.time))
         stages += [RetryPolicy(self.rng), self._timeout, Invoke(flush)]
         self._stack = consume_stack(middleware, chain(stages), self._on_middleware_error)
 
@@ -143,6 +144,17 @@ class Pipeline:
                 )
             if not self.transport.ack_soon(delivery):
                 await self.transport.ack(delivery)
+            return
+        if kind == "postpone":
+            logger.debug(
+                "postponed %s %s in %s for %.2fs: %s",
+                ctx.envelope.type,
+                ctx.event_id,
+                ctx.group,
+                outcome.delay or 0.0,
+                outcome.reason,
+            )
+            await self.transport.postpone(delivery, outcome.delay or 0.0)
             return
         reason = outcome.reason or "failed"
         failure = failure_from(outcome.error, reason, self.clock.time())

@@ -53,6 +53,7 @@ class Group:
     name: str
     concurrency: int = 16
     ordered: bool = False
+    max_ready: int | None = None
     handlers: list[Handler] = field(default_factory=list)
 
     def spec(self) -> GroupSpec:
@@ -61,6 +62,7 @@ class Group:
             patterns=tuple(h.pattern for h in self.handlers),
             concurrency=self.concurrency,
             ordered=self.ordered,
+            max_ready=self.max_ready,
         )
 
     def handler_for(self, event_type: str) -> Handler | None:
@@ -122,6 +124,7 @@ def registry_add(
     idempotent: bool,
     ordered: bool,
     timeout: float | None,
+    max_ready: int | None = None,
 ) -> Handler:
     """Register `func` and return its handler; refuse conflicting group settings and
     overlapping patterns in one group with a `ConfigError`."""
@@ -130,6 +133,10 @@ def registry_add(
         raise ConfigError(f"concurrency must be a positive integer, not {concurrency!r}")
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"timeout must be positive seconds or None, not {timeout!r}")
+    if max_ready is not None and (
+        isinstance(max_ready, bool) or not isinstance(max_ready, int) or max_ready < 1
+    ):
+        raise ConfigError(f"max_ready must be a positive integer or None, not {max_ready!r}")
     if retry is not None and not isinstance(retry, Retry):
         raise ConfigError(f"retry must be a tidings.Retry, not {type(retry).__name__}")
     annotation, wants_context = _annotation_of(func)
@@ -137,12 +144,15 @@ def registry_add(
     name = group or f"{func.__module__}.{func.__qualname__}"
     existing = groups.get(name)
     if existing is None:
-        existing = groups[name] = Group(name, concurrency=concurrency, ordered=ordered)
+        existing = groups[name] = Group(
+            name, concurrency=concurrency, ordered=ordered, max_ready=max_ready
+        )
     else:
         # A group's settings are given by the first handler that sets them away from the
         # default; a later handler may repeat them or leave them at the default.
         existing.concurrency = _merge(name, "concurrency", existing.concurrency, concurrency, 16)
         existing.ordered = _merge(name, "ordered", existing.ordered, ordered, False)
+        existing.max_ready = _merge(name, "max_ready", existing.max_ready, max_ready, None)
         for other in existing.handlers:
             if patterns_overlap(other.pattern, pattern):
                 raise ConfigError(

@@ -21,6 +21,7 @@ from ._stats import GroupStats
 from ._transport import (
     CAP_DEDUPE,
     CAP_REPLAY_LOG,
+    Claimed,
     Consumer,
     DedupeStore,
     Deliver,
@@ -32,6 +33,7 @@ __all__ = [
     "CAP_DEDUPE",
     "CAP_REPLAY_LOG",
     "COMMON_OPTIONS",
+    "Claimed",
     "ENTRY_POINT_GROUP",
     "Clock",
     "Consumer",

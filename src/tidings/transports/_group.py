@@ -17,9 +17,12 @@ class GroupSpec:
         concurrency: most deliveries of the group one consumer holds at a time.
         ordered: deliveries of one key are handed out one at a time, in publish order; a
             delivery waiting for its retry holds back the later ones of its key only.
+        max_ready: most ready messages the group holds; a publish past it raises
+            `QueueFull` (retries already accepted still return). None: unbounded.
     """
 
     name: str
     patterns: tuple[str, ...]
     concurrency: int = 16
     ordered: bool = False
+    max_ready: int | None = None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 from .._exceptions import NotSupported
 from ._failure import Failure, RawDeadLetter
@@ -14,7 +15,15 @@ from ._message import Delivery, OutgoingMessage
 from ._options import TransportOptions
 from ._stats import GroupStats
 
-__all__ = ["CAP_DEDUPE", "CAP_REPLAY_LOG", "Consumer", "DedupeStore", "Deliver", "Transport"]
+__all__ = [
+    "CAP_DEDUPE",
+    "CAP_REPLAY_LOG",
+    "Claimed",
+    "Consumer",
+    "DedupeStore",
+    "Deliver",
+    "Transport",
+]
 
 
 CAP_REPLAY_LOG = "replay_log"
@@ -38,8 +47,20 @@ class Consumer(abc.ABC):
         then cancel the rest (their deliveries return to the group, attempt counted)."""
 
 
+Claimed = Literal["claimed", "done", "busy"]
+"""What `DedupeStore.claim` found: the id is now ours to process (``"claimed"``), it was
+processed already (``"done"``), or another delivery holds a live claim on it (``"busy"``)."""
+
+
 class DedupeStore(abc.ABC):
-    """Remembers which event ids a group has processed, for `idempotent=True` groups."""
+    """Remembers which event ids a group has processed, for `idempotent=True` groups.
+
+    The pipeline uses claims, not check-then-mark: `claim` before the handler runs, then
+    `complete` once it succeeded or `release` when it failed, so two copies of one event in
+    flight at once run the handler once. `seen` and `mark` are the minimum a store
+    implements; the default claim methods are built on them (without the race protection).
+    Any method raises `BrokerUnavailable` when the store cannot be reached.
+    """
 
     @abc.abstractmethod
     async def seen(self, group: str, event_id: str) -> bool:
@@ -48,6 +69,20 @@ class DedupeStore(abc.ABC):
     @abc.abstractmethod
     async def mark(self, group: str, event_id: str, ttl: float) -> None:
         """Mark `event_id` done for `group` for `ttl` seconds."""
+
+    async def claim(self, group: str, event_id: str, lease: float) -> Claimed:
+        """Claim `event_id` for `group` for `lease` seconds, atomically: ``"claimed"`` when
+        no live claim or marker exists (the caller processes it), ``"done"`` when it was
+        marked done, ``"busy"`` when another claim is live. An expired claim is free."""
+        return "done" if await self.seen(group, event_id) else "claimed"
+
+    async def complete(self, group: str, event_id: str, ttl: float) -> None:
+        """Turn the claim into a "done" marker that lives `ttl` seconds."""
+        await self.mark(group, event_id, ttl)
+
+    async def release(self, group: str, event_id: str) -> None:  # noqa: B027 - optional
+        """Drop the claim (the handler failed) so the next copy may run; the default store
+        keeps no claims."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release connections; the default has none."""
@@ -135,6 +170,16 @@ class Transport(abc.ABC):
     async def retry_later(self, delivery: Delivery, delay: float, failure: Failure) -> None:
         """Settle: make it available again after `delay` seconds with `attempt + 1`, keeping
         `first_failed_at`. For ordered groups it keeps its place at the head of its key."""
+
+    async def postpone(self, delivery: Delivery, delay: float) -> None:
+        """Settle: make it available again after `delay` seconds *without* counting an
+        attempt (a duplicate waiting for a live claim, a dedupe store that is down). For
+        ordered groups it keeps its place. The default calls `retry_later` as if this were
+        the attempt before, which is right for transports whose `retry_later` stores
+        ``delivery.attempt + 1``; override it otherwise."""
+        before = dataclasses.replace(delivery, attempt=max(0, delivery.attempt - 1))
+        failure = Failure("postponed", None, "postponed", "", self.options.clock.time())
+        await self.retry_later(before, delay, failure)
 
     @abc.abstractmethod
     async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
