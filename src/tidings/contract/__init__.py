@@ -43,13 +43,19 @@ from ._harness import FixedDelay, Harness, Inbox, eventually, group_stats
 from ._hostile import HostileInputContract
 from ._middleware import MiddlewareContract
 from ._operations import LifecycleContract, ReplayLogContract, StatsContract
+from ._poison import PoisonContract
+from ._semantics import BatchContract, BoundContract, ClaimContract, DurableOrderContract
 from ._transport import TransportContract
 
 __all__ = [
+    "BatchContract",
+    "BoundContract",
     "BusContract",
+    "ClaimContract",
     "ContextPublishContract",
     "DeadLetterContract",
     "DeliveryContract",
+    "DurableOrderContract",
     "FixedDelay",
     "Harness",
     "HostileInputContract",
@@ -58,6 +64,7 @@ __all__ = [
     "LifecycleContract",
     "MiddlewareContract",
     "OrderingContract",
+    "PoisonContract",
     "ReplayLogContract",
     "RetryContract",
     "StatsContract",
@@ -75,6 +82,11 @@ class BusContract(
     IdempotencyContract,
     ContextPublishContract,
     OrderingContract,
+    ClaimContract,
+    DurableOrderContract,
+    BatchContract,
+    BoundContract,
+    PoisonContract,
     StatsContract,
     ReplayLogContract,
     MiddlewareContract,
