@@ -122,6 +122,7 @@ class Bus:
             dedupe_url=dedupe,
             dedupe_ttl=float(dedupe_ttl),
             clock=self.clock,
+            on_unroutable=on_unroutable,
         )
         self._extra = MappingProxyType(dict(options))
         common = {f.name: getattr(self._options, f.name) for f in fields(TransportOptions)}

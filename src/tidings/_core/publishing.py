@@ -19,7 +19,7 @@ from .._clock import Clock
 from .._codec.cloudevents import encode
 from .._codec.envelope import Envelope, new_envelope, new_event_id
 from .._exceptions import MessageTooLarge, Unroutable
-from ..transports import OutgoingMessage, Transport
+from ..transports import CAP_ATOMIC_BATCH, OutgoingMessage, Transport
 from .context import Context, Pending
 from .messages import Message, message_type_of
 from .middleware import Publication, PublishStack, publish_stack
@@ -242,9 +242,13 @@ class Publisher:
         if self.on_unroutable != "error" or all(routed):
             return
         pairs = list(zip(messages, routed, strict=True))
-        raise self.unroutable(
-            [m for m, ok in pairs if not ok], sent=[m.id for m, ok in pairs if ok]
-        )
+        sent = [] if self.atomic else [m.id for m, ok in pairs if ok]
+        raise self.unroutable([m for m, ok in pairs if not ok], sent=sent)
+
+    @property
+    def atomic(self) -> bool:
+        """True when the transport stores nothing of a call holding an unroutable message."""
+        return CAP_ATOMIC_BATCH in self._transport().capabilities
 
     def unroutable(self, lost: Sequence[OutgoingMessage], *, sent: Sequence[str]) -> Unroutable:
         """The `Unroutable` for `lost` messages (the first one named), `sent` having gone."""
@@ -275,8 +279,9 @@ def _ids_or_raise(results: Sequence[str | BaseException]) -> list[str]:
     other = next((e for e in errors if not isinstance(e, Unroutable)), None)
     if other is not None:
         raise other
+    named = [e for e in lost if e.unroutable_ids] or lost
     raise Unroutable(
-        str(lost[0]),
+        str(named[0]),
         sent_ids=[r for r in results if isinstance(r, str)],
         unroutable_ids=[i for e in lost for i in e.unroutable_ids],
     )
@@ -321,6 +326,7 @@ class _Batch:
         self.results: list[asyncio.Future[bool]] = []
         self.flushed = False
         self.failed: BaseException | None = None  # a message that could not be encoded
+        self.refused = False  # an atomic transport stored none of it (one was unroutable)
         self._sender: asyncio.Task[None] | None = None
 
     async def run(self, stack: PublishStack, pub: Publication) -> str:
@@ -345,6 +351,9 @@ class _Batch:
         self.results.append(result)
         self._arrived()
         routed = await result
+        if routed and self.refused:
+            # Stored with none of the batch: one message of it was unroutable.
+            raise Unroutable("the batch was refused whole", sent_ids=(), unroutable_ids=())
         self.publisher.check_routed([message], [routed])
         return pub.envelope.id
 
@@ -369,6 +378,8 @@ class _Batch:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
+        publisher = self.publisher
+        self.refused = publisher.on_unroutable == "error" and not all(routed) and publisher.atomic
         for result, ok in zip(self.results, routed, strict=True):
             if not result.done():
                 result.set_result(ok)

@@ -19,6 +19,7 @@ from ._registry import ENTRY_POINT_GROUP, TransportFactory, open_transport, regi
 from ._routing import matches, validate_pattern
 from ._stats import GroupStats
 from ._transport import (
+    CAP_ATOMIC_BATCH,
     CAP_DEDUPE,
     CAP_REPLAY_LOG,
     Claimed,
@@ -30,6 +31,7 @@ from ._transport import (
 from ._urls import mask_url
 
 __all__ = [
+    "CAP_ATOMIC_BATCH",
     "CAP_DEDUPE",
     "CAP_REPLAY_LOG",
     "COMMON_OPTIONS",

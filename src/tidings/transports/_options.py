@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .._clock import Clock, SystemClock
 from .._exceptions import ConfigError
@@ -35,6 +35,9 @@ class TransportOptions:
         dedupe_url: URL of an external dedupe store, if any.
         dedupe_ttl: seconds a dedupe marker lives.
         clock: time source (a `ManualClock` in tests).
+        on_unroutable: the bus's policy, ``"error"`` or ``"ignore"``: a transport with
+            `CAP_ATOMIC_BATCH` stores nothing of a call holding an unroutable message when
+            it is ``"error"``.
     """
 
     name: str = "tidings"
@@ -44,6 +47,7 @@ class TransportOptions:
     dedupe_url: str | None = None
     dedupe_ttl: float = 24 * 3600.0
     clock: Clock = field(default_factory=SystemClock)
+    on_unroutable: Literal["error", "ignore"] = "error"
 
 
 COMMON_OPTIONS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(TransportOptions))

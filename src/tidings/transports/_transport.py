@@ -16,6 +16,7 @@ from ._options import TransportOptions
 from ._stats import GroupStats
 
 __all__ = [
+    "CAP_ATOMIC_BATCH",
     "CAP_DEDUPE",
     "CAP_REPLAY_LOG",
     "Claimed",
@@ -32,6 +33,12 @@ CAP_REPLAY_LOG = "replay_log"
 
 CAP_DEDUPE = "dedupe"
 """The transport has its own dedupe store (no `dedupe=` URL needed for `idempotent=True`)."""
+
+
+CAP_ATOMIC_BATCH = "atomic_batch"
+"""The transport refuses a publish call whole: with ``options.on_unroutable == "error"``, a
+call holding an unroutable message stores none of its messages (the flags `publish` returns
+still say which were routable). Without it, the routable ones of the call go out."""
 
 
 Deliver = Callable[[Delivery], Coroutine[Any, Any, None]]
@@ -104,7 +111,8 @@ class Transport(abc.ABC):
 
     Attributes:
         scheme: the URL scheme it serves (``"sqlite"``), used in messages.
-        capabilities: the optional capabilities it has: `CAP_REPLAY_LOG`, `CAP_DEDUPE`.
+        capabilities: the optional capabilities it has: `CAP_REPLAY_LOG`, `CAP_DEDUPE`,
+            `CAP_ATOMIC_BATCH`.
         url: the URL it was built for.
         options: the common settings (`TransportOptions`).
     """
@@ -146,7 +154,9 @@ class Transport(abc.ABC):
         """Publish and return once the broker has made every message durable.
 
         Returns, per message, whether it reached at least one group. Raises
-        `BrokerUnavailable` when the broker cannot confirm.
+        `BrokerUnavailable` when the broker cannot confirm, `QueueFull` when a target group
+        is at its ``max_ready`` bound. An unroutable message is never kept in a retained
+        log; see `CAP_ATOMIC_BATCH` for batches that hold one.
         """
 
     @abc.abstractmethod
