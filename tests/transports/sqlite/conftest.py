@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tidings.transports import Failure, OutgoingMessage, TransportOptions
+from tidings.transports import COMMON_OPTIONS, Failure, OutgoingMessage, TransportOptions
 from tidings.transports.sqlite import SqliteOptions, SqliteTransport
 
 OpenTransport = Callable[..., Awaitable[SqliteTransport]]
@@ -34,6 +34,12 @@ def failure(reason: str = "ValueError: boom", at: float | None = None) -> Failur
     )
 
 
+async def idle(transport: SqliteTransport) -> bool:
+    """True when none of the transport's groups holds a delivery (ready, in flight or
+    scheduled)."""
+    return all(s.ready + s.in_flight + s.scheduled == 0 for s in await transport.stats())
+
+
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'bus.db'}"
@@ -41,14 +47,18 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def open_transport(db_url: str) -> AsyncIterator[OpenTransport]:
-    """Open transports on the test's file (or another URL); all are closed after the test."""
+    """Open transports on the test's file (or another URL); all are closed after the test.
+
+    Keyword arguments are common settings (`TransportOptions`: ``name``, ``clock``,
+    ``on_unroutable``, ...) or the embedded broker's own (`SqliteOptions`)."""
     opened: list[SqliteTransport] = []
 
     async def factory(
         url: str | None = None, *, lease: float = 30.0, **settings: Any
     ) -> SqliteTransport:
-        retention = settings.pop("retention", 7 * 24 * 3600.0)
-        options = TransportOptions(lease=lease, retention=retention)
+        common = {k: settings.pop(k) for k in COMMON_OPTIONS & settings.keys()}
+        common.setdefault("retention", 7 * 24 * 3600.0)
+        options = TransportOptions(lease=lease, **common)
         transport = SqliteTransport(url or db_url, options, SqliteOptions(**settings))
         await transport.open()
         opened.append(transport)

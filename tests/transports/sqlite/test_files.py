@@ -161,17 +161,20 @@ def _count(db_url: str, table: str) -> int:
 async def test_old_log_entries_and_expired_markers_are_cleaned_up(
     open_transport: OpenTransport, db_url: str
 ) -> None:
-    # Given a short retention, an unrouted event, a pending delivery and a short marker
+    # Given a short retention, a delivered event, a pending delivery and a short marker
     transport = await open_transport(retention=0.3, cleanup_interval=0.05)
-    await transport.publish([message("x.early")])  # nobody subscribed yet
-    spec = GroupSpec("g", ("x.*",))
-    await transport.declare([spec])
+    early, spec = GroupSpec("early", ("x.early",)), GroupSpec("g", ("x.pending",))
+    await transport.declare([early, spec])
+    delivered = Inbox(transport, auto_ack=True)
+    await transport.consume(early, delivered)
+    await transport.publish([message("x.early")])
+    await eventually(lambda: delivered.got, what="the early event delivered")
     pending = message("x.pending", body=b"still needed")
     await transport.publish([pending])
     await transport.dedupe_store().mark("g", "e1", 0.1)
 
     # Then once retention passes, only what a delivery still needs stays in the log
-    await eventually(lambda: _count(db_url, "log") == 1, what="the old unrouted entry removed")
+    await eventually(lambda: _count(db_url, "log") == 1, what="the old delivered entry removed")
     await eventually(lambda: _count(db_url, "dedupe") == 0, what="the expired marker removed")
     inbox = Inbox(transport, auto_ack=True)
     await transport.consume(spec, inbox)

@@ -8,7 +8,7 @@ import time
 from tests.support import Inbox, eventually
 from tidings.transports import Delivery, GroupSpec
 
-from .conftest import OpenTransport, failure, message
+from .conftest import OpenTransport, failure, idle, message
 
 ORDERED = GroupSpec("ledger", ("entry.*",), concurrency=8, ordered=True)
 
@@ -164,18 +164,13 @@ async def test_leases_are_renewed_while_a_handler_runs(open_transport: OpenTrans
         assert other.got == [] and len(inbox.got) == 1
         await asyncio.sleep(0.02)
     release.set()
-    await eventually(lambda: _idle(first), what="the ack")
+    await eventually(lambda: idle(first), what="the ack")
     assert other.got == []
 
 
 async def _ack_after(transport, delivery: Delivery, release: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
     await release.wait()
     await transport.ack(delivery)
-
-
-async def _idle(transport) -> bool:  # type: ignore[no-untyped-def]
-    [stats] = await transport.stats()
-    return stats.ready + stats.in_flight + stats.scheduled == 0
 
 
 async def test_stopping_waits_for_handlers_then_returns_the_unfinished_ones(
@@ -216,3 +211,22 @@ async def test_stopping_waits_for_handlers_then_returns_the_unfinished_ones(
     await eventually(lambda: inbox.got, what="the returned delivery")
     assert [(d.body, d.attempt) for d in inbox.got] == [(b"stuck", 2)]
     await consumer.stop(0.0)  # stopping twice is harmless
+
+
+async def test_a_stopped_consumer_is_not_registered_again_by_a_heartbeat(
+    open_transport: OpenTransport,
+) -> None:
+    # Given a transport whose housekeeping heartbeats every few milliseconds
+    transport = await open_transport(cleanup_interval=0.002)
+    spec = GroupSpec("g", ("x.*",))
+    await transport.declare([spec])
+
+    # When consumers start and stop again and again while heartbeats run
+    for _ in range(40):
+        consumer = await transport.consume(spec, Inbox(transport, auto_ack=True))
+        await asyncio.sleep(0.001)
+        await consumer.stop(0.0)
+
+    # Then none of them stays registered (a ghost would count for 30 s)
+    [stats] = await transport.stats()
+    assert stats.consumers == 0

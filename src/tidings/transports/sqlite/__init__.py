@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._options import split_options
+from ._connect import sqlite_path
 from ._options import SqliteOptions
-from ._schema import sqlite_path
 from ._transport import SqliteTransport
 
 __all__ = ["SqliteOptions", "SqliteTransport", "create_transport", "sqlite_path"]

@@ -1,7 +1,7 @@
 """Write operations of consumers: claiming, renewing, releasing and settling deliveries,
 and the consumer registrations used for wake-up and stats.
 
-See `_sqlite_txn` for how the writer batches them.
+See `_txn` for how the writer batches them.
 """
 
 from __future__ import annotations
@@ -59,22 +59,26 @@ class AckOp(WriteOp):
 
 
 class RetryOp(WriteOp):
-    """Reschedule a delivery with attempt + 1, keeping its place in its key's order."""
+    """Reschedule a delivery, keeping its place in its key's order: a retry (attempt + 1,
+    `failed_at` recorded as the first failure if it is one) or, without `failed_at`, a
+    postponement that leaves its attempt count as it is."""
 
-    __slots__ = ("at", "delay", "lease")
+    __slots__ = ("delay", "failed_at", "lease")
 
-    def __init__(self, lease: Lease, delay: float, failure: Failure) -> None:
+    def __init__(self, lease: Lease, delay: float, failed_at: float | None) -> None:
         super().__init__()
-        self.lease, self.delay, self.at = lease, delay, failure.at
+        self.lease, self.delay, self.failed_at = lease, delay, failed_at
 
     def apply(self, tx: Txn) -> None:
         lease = self.lease
+        step = 0 if self.failed_at is None else 1
         tx.conn.execute(
-            "UPDATE deliveries SET attempt = attempt + 1, available_at = ?, lease_owner = NULL,"
+            "UPDATE deliveries SET attempt = attempt + ?, available_at = ?, lease_owner = NULL,"
             " first_failed_at = coalesce(first_failed_at, ?)"
             " WHERE id = ? AND lease_owner = ? AND attempt = ?",
-            (tx.now + max(self.delay, 0.0), self.at, lease.row_id, lease.owner, lease.attempt),
-        )
+            (step, tx.now + max(self.delay, 0.0), self.failed_at, lease.row_id, lease.owner,
+             lease.attempt),
+        )  # fmt: skip
         tx.notify.add(lease.gid)
 
 

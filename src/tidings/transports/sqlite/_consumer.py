@@ -287,8 +287,10 @@ class SqliteConsumer(Consumer):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renew_task
         await self._acks.flush()
+        # Detached first: a heartbeat queued after the unregistration would register it again
+        # (heartbeats re-create registrations a clean-up removed), for 30 s of a ghost.
+        self._detach(self)
         try:
             await self._writer.submit(UnregisterOp(self.id))
         except TidingsError as exc:
             log.warning("group %s: unregistering the consumer failed: %s", self._spec.name, exc)
-        self._detach(self)

@@ -1,12 +1,12 @@
-"""Write operations on the topology, the log and the dead-letter queues, and the clean-up.
+"""Write operations on the topology, the retained log and the dead-letter queues, and the
+clean-up (publishing is in `_publisher`, dedupe markers in `_dedupe`).
 
-See `_sqlite_txn` for how the writer batches them.
+See `_txn` for how the writer batches them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
 
 from .._group import GroupSpec
 from .._message import OutgoingMessage
@@ -24,16 +24,15 @@ from ._txn import (
 __all__ = [
     "CleanupOp",
     "DeclareOp",
-    "DedupeMarkOp",
     "DlqMoveOp",
     "DlqPurgeOp",
-    "PublishOp",
     "ReplayOp",
 ]
 
 
 class DeclareOp(WriteOp):
-    """Create or update groups and replace their bindings."""
+    """Create or update groups of the namespace (their settings, `max_ready` included) and
+    replace their bindings."""
 
     __slots__ = ("specs",)
     durable = True
@@ -50,16 +49,21 @@ class DeclareOp(WriteOp):
         conn = tx.conn
         for spec in self.specs:
             row = conn.execute(
-                "SELECT gid, ordered, concurrency FROM groups WHERE name = ?", (spec.name,)
+                "SELECT gid, ordered, concurrency, max_ready FROM groups WHERE ns = ? AND name = ?",
+                (tx.topology.ns, spec.name),
             ).fetchone()
             if row is None:
                 insert_group(tx, spec)
                 continue
-            gid, ordered, concurrency = row
-            if bool(ordered) != spec.ordered or concurrency != spec.concurrency:
+            gid, ordered, concurrency, max_ready = row
+            if (bool(ordered), concurrency, max_ready) != (
+                spec.ordered,
+                spec.concurrency,
+                spec.max_ready,
+            ):
                 conn.execute(
-                    "UPDATE groups SET ordered = ?, concurrency = ? WHERE gid = ?",
-                    (int(spec.ordered), spec.concurrency, gid),
+                    "UPDATE groups SET ordered = ?, concurrency = ?, max_ready = ? WHERE gid = ?",
+                    (int(spec.ordered), spec.concurrency, spec.max_ready, gid),
                 )
                 tx.bump_version("bindings_version")
             if bool(ordered) != spec.ordered:
@@ -82,53 +86,6 @@ class DeclareOp(WriteOp):
         tx.topology.refresh(conn)
 
 
-class PublishOp(WriteOp):
-    """Append messages to the log and fan each out to its groups; result: routed flags."""
-
-    __slots__ = ("messages",)
-    durable = True
-    phase = 1
-
-    def __init__(self, messages: Sequence[OutgoingMessage]) -> None:
-        super().__init__()
-        self.messages = messages
-
-    def apply(self, tx: Txn) -> object:
-        return self.apply_all(tx, [self])[0]
-
-    @classmethod
-    def apply_all(cls, tx: Txn, ops: Sequence[WriteOp]) -> list[object]:
-        topo, now = tx.topology, tx.now
-        seq = tx.next_seq()
-        log_rows: list[tuple[object, ...]] = []
-        delivery_rows: list[tuple[object, ...]] = []
-        results: list[object] = []
-        for op in cast("Sequence[PublishOp]", ops):
-            routed: list[bool] = []
-            for m in op.messages:
-                seq += 1
-                log_rows.append(
-                    (seq, m.id, m.type, m.key, m.body, m.content_type, encode_headers(m.headers),
-                     m.published_at or now, m.group, 1)
-                )  # fmt: skip
-                if m.group is None:
-                    gids = topo.route(m.type)
-                else:
-                    gid = topo.gids.get(m.group)
-                    gids = () if gid is None else (gid,)
-                available_at = now + m.delay if m.delay > 0 else now
-                for gid in gids:
-                    key = m.key if topo.ordered[gid] else None
-                    delivery_rows.append((gid, seq, key, available_at, int(m.replayed)))
-                    tx.published[gid] = tx.published.get(gid, 0) + 1
-                    tx.notify.add(gid)
-                routed.append(bool(gids))
-            results.append(routed)
-        tx.conn.executemany(INSERT_LOG, log_rows)
-        tx.conn.executemany(INSERT_DELIVERY, delivery_rows)
-        return results
-
-
 class ReplayOp(WriteOp):
     """Re-deliver retained log entries to one group; result: how many."""
 
@@ -145,10 +102,10 @@ class ReplayOp(WriteOp):
         cur = tx.conn.execute(
             "INSERT INTO deliveries (gid, log_seq, key, attempt, available_at, replayed)"
             " SELECT ?1, l.seq, CASE WHEN ?2 THEN l.key END, 1, ?3, 1 FROM log AS l"
-            " WHERE l.published_at >= ?4 AND l.retained = 1"
+            " WHERE l.published_at >= ?4 AND l.retained = 1 AND l.ns = ?6"
             " AND (l.target = ?5 OR (l.target IS NULL AND EXISTS (SELECT 1 FROM bindings AS b"
             " WHERE b.gid = ?1 AND tidings_matches(b.pattern, l.type)))) ORDER BY l.seq",
-            (gid, int(tx.topology.ordered[gid]), tx.now, self.since, self.group),
+            (gid, int(tx.topology.ordered[gid]), tx.now, self.since, self.group, tx.topology.ns),
         )
         if cur.rowcount:
             tx.notify.add(gid)
@@ -188,7 +145,7 @@ class DlqMoveOp(WriteOp):
             conn.execute(
                 INSERT_LOG,
                 (seq, m.id, m.type, m.key, m.body, m.content_type, encode_headers(m.headers),
-                 m.published_at or now, self.group, 0),
+                 m.published_at or now, self.group, 0, tx.topology.ns),
             )  # fmt: skip
             key = m.key if tx.topology.ordered[gid] else None
             available_at = now + max(m.delay, 0.0)
@@ -220,29 +177,6 @@ class DlqPurgeOp(WriteOp):
             [(gid, e) for e in dict.fromkeys(self.entry_ids)],
         )
         return cur.rowcount
-
-
-class DedupeMarkOp(WriteOp):
-    """Write a dedupe marker."""
-
-    __slots__ = ("event_id", "group", "ttl")
-
-    def __init__(self, group: str, event_id: str, ttl: float) -> None:
-        super().__init__()
-        self.group, self.event_id, self.ttl = group, event_id, ttl
-
-    def apply(self, tx: Txn) -> None:
-        self.apply_all(tx, [self])
-
-    @classmethod
-    def apply_all(cls, tx: Txn, ops: Sequence[WriteOp]) -> list[object]:
-        rows = []
-        for op in cast("Sequence[DedupeMarkOp]", ops):
-            rows.append((op.group, op.event_id, tx.now + op.ttl))
-        tx.conn.executemany(
-            "INSERT OR REPLACE INTO dedupe (grp, event_id, expires_at) VALUES (?, ?, ?)", rows
-        )
-        return [None] * len(ops)
 
 
 class CleanupOp(WriteOp):

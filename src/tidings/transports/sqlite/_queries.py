@@ -57,11 +57,12 @@ def ping(conn: sqlite3.Connection, now: float) -> None:
     conn.execute("SELECT bindings_version FROM state").fetchone()
 
 
-def is_marked(conn: sqlite3.Connection, now: float, group: str, event_id: str) -> bool:
-    """True when an unexpired dedupe marker exists."""
+def is_marked(conn: sqlite3.Connection, now: float, ns: str, group: str, event_id: str) -> bool:
+    """True when an unexpired "done" marker exists (a claim is not one)."""
     row = conn.execute(
-        "SELECT 1 FROM dedupe WHERE grp = ? AND event_id = ? AND expires_at > ?",
-        (group, event_id, now),
+        "SELECT 1 FROM dedupe WHERE ns = ? AND grp = ? AND event_id = ? AND expires_at > ?"
+        " AND done = 1",
+        (ns, group, event_id, now),
     ).fetchone()
     return row is not None
 
@@ -91,32 +92,34 @@ def _dead_letter(group: str, row: Any) -> tuple[int, RawDeadLetter]:
 def dead_letters_page(
     conn: sqlite3.Connection,
     now: float,
+    ns: str,
     group: str,
     limit: int,
     offset: int = 0,
     after: int = 0,
     upto: int | None = None,
 ) -> list[tuple[int, RawDeadLetter]]:
-    """Dead letters of `group` oldest first, with their row ids (for paging)."""
+    """Dead letters of `group` (of namespace `ns`) oldest first, with their row ids (for
+    paging)."""
     rows = conn.execute(
         f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters AS d JOIN groups AS g"
-        " ON g.gid = d.gid WHERE g.name = ? AND d.rowid > ? AND d.rowid <= ?"
+        " ON g.gid = d.gid WHERE g.ns = ? AND g.name = ? AND d.rowid > ? AND d.rowid <= ?"
         " ORDER BY d.rowid LIMIT ? OFFSET ?",
-        (group, after, upto if upto is not None else 2**62, limit, offset),
+        (ns, group, after, upto if upto is not None else 2**62, limit, offset),
     ).fetchall()
     return [_dead_letter(group, row) for row in rows]
 
 
 def dead_letters_by_id(
-    conn: sqlite3.Connection, now: float, group: str, entry_ids: Sequence[str]
+    conn: sqlite3.Connection, now: float, ns: str, group: str, entry_ids: Sequence[str]
 ) -> list[tuple[int, RawDeadLetter]]:
     """The dead letters of `group` among `entry_ids`, oldest first; missing ids are skipped."""
     found: list[tuple[int, RawDeadLetter]] = []
     for entry_id in dict.fromkeys(entry_ids):
         row = conn.execute(
             f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters AS d JOIN groups AS g"
-            " ON g.gid = d.gid WHERE g.name = ? AND d.entry_id = ?",
-            (group, entry_id),
+            " ON g.gid = d.gid WHERE g.ns = ? AND g.name = ? AND d.entry_id = ?",
+            (ns, group, entry_id),
         ).fetchone()
         if row is not None:
             found.append(_dead_letter(group, row))
@@ -124,61 +127,72 @@ def dead_letters_by_id(
     return found
 
 
-def dead_letter_bound(conn: sqlite3.Connection, now: float, group: str) -> int:
+def dead_letter_bound(conn: sqlite3.Connection, now: float, ns: str, group: str) -> int:
     """The newest dead letter's row id in `group` (0 when empty): replaying "all" stops
     there, so entries that die again during the replay are not replayed in a loop."""
     row = conn.execute(
         "SELECT max(d.rowid) FROM dead_letters AS d JOIN groups AS g ON g.gid = d.gid"
-        " WHERE g.name = ?",
-        (group,),
+        " WHERE g.ns = ? AND g.name = ?",
+        (ns, group),
     ).fetchone()
     return int(row[0] or 0)
 
 
-def _stats_rows(conn: sqlite3.Connection, now: float, first_bucket: int) -> tuple[Any, ...]:
+# The rows of one namespace's groups (an aggregate over the others' would be thrown away).
+_OURS = "gid IN (SELECT gid FROM groups WHERE ns = :ns)"
+
+
+def _stats_rows(
+    conn: sqlite3.Connection, now: float, ns: str, first_bucket: int
+) -> tuple[Any, ...]:
     """(groups, queue counts, dead-letter counts, consumers, rates) by gid, in one snapshot."""
+    args = {"ns": ns, "now": now}
     with _snapshot(conn):
-        groups = conn.execute("SELECT gid, name FROM groups ORDER BY name").fetchall()
+        groups = conn.execute(
+            "SELECT gid, name FROM groups WHERE ns = :ns ORDER BY name", args
+        ).fetchall()
         queues = {
             row[0]: row[1:]
             for row in conn.execute(
-                "SELECT gid, total(available_at <= ?1),"
-                " total(available_at > ?1 AND lease_owner IS NOT NULL),"
-                " total(available_at > ?1 AND lease_owner IS NULL),"
-                " min(CASE WHEN available_at <= ?1 THEN available_at END)"
-                " FROM deliveries GROUP BY gid",
-                (now,),
+                "SELECT gid, total(available_at <= :now),"
+                " total(available_at > :now AND lease_owner IS NOT NULL),"
+                " total(available_at > :now AND lease_owner IS NULL),"
+                " min(CASE WHEN available_at <= :now THEN available_at END)"
+                f" FROM deliveries WHERE {_OURS} GROUP BY gid",
+                args,
             )
         }
         dead = {
             row[0]: row[1:]
             for row in conn.execute(
-                "SELECT gid, count(*), total(last_failed_at > ?) FROM dead_letters GROUP BY gid",
-                (now - _DEAD_RECENT_WINDOW,),
+                "SELECT gid, count(*), total(last_failed_at > :since) FROM dead_letters"
+                f" WHERE {_OURS} GROUP BY gid",
+                {**args, "since": now - _DEAD_RECENT_WINDOW},
             )
         }
         consumers = dict(
             conn.execute(
-                "SELECT gid, count(*) FROM consumers WHERE heartbeat_at > ? GROUP BY gid",
-                (now - CONSUMER_STALE_AFTER,),
+                f"SELECT gid, count(*) FROM consumers WHERE heartbeat_at > :since AND {_OURS}"
+                " GROUP BY gid",
+                {**args, "since": now - CONSUMER_STALE_AFTER},
             ).fetchall()
         )
         rates = {
             row[0]: row[1:]
             for row in conn.execute(
-                "SELECT gid, total(published), total(acked) FROM counters WHERE bucket >= ?"
-                " GROUP BY gid",
-                (first_bucket,),
+                "SELECT gid, total(published), total(acked) FROM counters"
+                f" WHERE bucket >= :first AND {_OURS} GROUP BY gid",
+                {**args, "first": first_bucket},
             )
         }
     return groups, queues, dead, consumers, rates
 
 
-def read_stats(conn: sqlite3.Connection, now: float) -> list[GroupStats]:
-    """Counters of every declared group, by name."""
+def read_stats(conn: sqlite3.Connection, now: float, ns: str) -> list[GroupStats]:
+    """Counters of every declared group of namespace `ns`, by name."""
     first_bucket = int((now - _RATE_WINDOW) // COUNTER_BUCKET) + 1
     span = max(now - first_bucket * COUNTER_BUCKET, 1.0)
-    groups, queues, dead, consumers, rates = _stats_rows(conn, now, first_bucket)
+    groups, queues, dead, consumers, rates = _stats_rows(conn, now, ns, first_bucket)
     result = []
     for gid, name in groups:
         ready, in_flight, scheduled, oldest = queues.get(gid, (0, 0, 0, None))

@@ -24,9 +24,11 @@ from typing import Any, TypeVar
 
 from ..._clock import Clock
 from ..._exceptions import StateError
+from ._connect import connect
+from ._errors import LockTimeout, is_busy, is_environmental, translate_error
 from ._identity import FileIdentity
 from ._ops import CleanupOp
-from ._schema import LockTimeout, connect, is_busy, is_environmental, translate_error
+from ._schema import DEFAULT_NAMESPACE
 from ._txn import Topology, Txn, WriteOp
 from ._wakeup import WakeSender, encode_groups
 
@@ -52,6 +54,7 @@ class StoreSettings:
         busy_timeout: seconds to wait for another process's write lock before failing.
         max_batch: most queued operations run in one transaction.
         file_mode: permission bits of a database file the writer creates.
+        namespace: the bus name; the writer sees the groups of this namespace only.
     """
 
     path: Path
@@ -60,6 +63,7 @@ class StoreSettings:
     busy_timeout: float = 10.0
     max_batch: int = 1024
     file_mode: int = 0o600
+    namespace: str = DEFAULT_NAMESPACE
 
 
 def _resolve(outcome: _Outcome) -> None:
@@ -215,7 +219,7 @@ class WriterThread(_DbThread):
         on_commit: Callable[[set[int]], None],
     ) -> None:
         super().__init__("tidings-sqlite-writer", settings, clock)
-        self.topology = Topology(host)
+        self.topology = Topology(host, settings.namespace)
         self.own_port = 0
         self._synchronous = settings.synchronous
         self._on_commit = on_commit

@@ -5,6 +5,11 @@ group-committed by one writer thread per transport (see `_store`). Consumers lea
 deliveries, renew the leases while handlers run, and wake within milliseconds of a commit in
 any process (see `_wakeup`). Published events stay in a retained log for `replay`.
 
+The bus name (`TransportOptions.name`) is the namespace: buses of different names on one
+file share nothing (groups, bindings, dead letters, dedupe markers, the retained log,
+stats). A publish call is stored whole or not at all (`CAP_ATOMIC_BATCH`, ``max_ready``
+bounds: see `_publisher`).
+
 URLs follow SQLAlchemy: ``sqlite:///relative.db`` or ``sqlite:////absolute/path.db``.
 The broker's own options (``synchronous``, ``durable_settle``, ``poll_interval``,
 ``busy_timeout``, ``cleanup_interval``, ``wake``, ``file_mode``, ``retention_bytes``) are
@@ -24,29 +29,35 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from ..._exceptions import ConfigError, DeadLetterNotFound, StateError, TidingsError
+from ..._exceptions import ConfigError, StateError, TidingsError
 from .._failure import Failure, RawDeadLetter
 from .._group import GroupSpec
 from .._message import Delivery, OutgoingMessage
 from .._options import TransportOptions
 from .._stats import GroupStats
-from .._transport import CAP_DEDUPE, CAP_REPLAY_LOG, Consumer, DedupeStore, Deliver, Transport
+from .._transport import (
+    CAP_ATOMIC_BATCH,
+    CAP_DEDUPE,
+    CAP_REPLAY_LOG,
+    Consumer,
+    DedupeStore,
+    Deliver,
+    Transport,
+)
+from ._connect import sqlite_path
 from ._consume_ops import DeadLetterOp, HeartbeatOp, RetryOp
 from ._consumer import AckQueue, SqliteConsumer
+from ._dead_letters import DeadLetterQueues
 from ._dedupe import SqliteDedupeStore
-from ._ops import CleanupOp, DeclareOp, DlqMoveOp, DlqPurgeOp, ReplayOp
+from ._ops import CleanupOp, DeclareOp, ReplayOp
 from ._options import SqliteOptions
 from ._publisher import PublishQueue
 from ._queries import (
     CONSUMER_STALE_AFTER,
-    dead_letter_bound,
-    dead_letters_by_id,
-    dead_letters_page,
     log_overflow,
     ping,
     read_stats,
 )
-from ._schema import sqlite_path
 from ._store import ReaderThread, StoreSettings, WriterThread
 from ._txn import Lease
 from ._wakeup import WakeListener
@@ -56,7 +67,6 @@ __all__ = ["SqliteTransport", "sqlite_path"]
 log = logging.getLogger("tidings.sqlite")
 
 _HEARTBEAT = 5.0
-_DLQ_PAGE = 500
 
 
 def _lease_of(delivery: Delivery) -> Lease:
@@ -81,7 +91,7 @@ class SqliteTransport(Transport):
     """
 
     scheme = "sqlite"
-    capabilities = frozenset({CAP_REPLAY_LOG, CAP_DEDUPE})
+    capabilities = frozenset({CAP_REPLAY_LOG, CAP_DEDUPE, CAP_ATOMIC_BATCH})
 
     def __init__(
         self, url: str, options: TransportOptions, settings: SqliteOptions | None = None
@@ -90,6 +100,12 @@ class SqliteTransport(Transport):
         self.path = sqlite_path(url)
         if options.lease <= 0:
             raise ConfigError(f"lease must be positive, not {options.lease!r}")
+        if not isinstance(options.name, str) or not options.name:
+            raise ConfigError(
+                f"bus name {options.name!r}: the embedded broker needs a non-empty name "
+                "(it is the namespace of the bus in its file)"
+            )
+        self.namespace = options.name
         self._tuning = settings if settings is not None else SqliteOptions()
         self._clock = options.clock
         self._state = "new"
@@ -99,7 +115,8 @@ class SqliteTransport(Transport):
         self._listener_lock = asyncio.Lock()
         self._housekeeper: asyncio.Task[None] | None = None
         self._consumers: dict[int, set[SqliteConsumer]] = {}
-        self._dedupe = SqliteDedupeStore(self._open_reader, self._open_writer)
+        self._dedupe = SqliteDedupeStore(self._open_reader, self._open_writer, self.namespace)
+        self._dlq = DeadLetterQueues(self._open_reader, self._open_writer, self.namespace)
         self._acks: AckQueue | None = None
         self._publishes: PublishQueue | None = None
 
@@ -119,6 +136,7 @@ class SqliteTransport(Transport):
             else "NORMAL",
             busy_timeout=self._tuning.busy_timeout,
             file_mode=self._tuning.file_mode,
+            namespace=self.namespace,
         )
         try:
             self._writer = WriterThread(settings, self._clock, socket.gethostname(), self._wake)
@@ -235,12 +253,17 @@ class SqliteTransport(Transport):
             await self._open_writer().submit(DeclareOp(groups))
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[bool]:
-        """Append to the log and fan out; return after the commit, with routed flags."""
+        """Append to the log and fan out; return after the commit, with routed flags.
+
+        The call is stored whole or not at all: nothing of it when a group it reaches is
+        at its ``max_ready`` (`QueueFull`, naming the groups), or when one of its messages
+        is unroutable and the bus raises on those. An unroutable message is never kept."""
         writer = self._open_writer()
         if not messages:
             return []
         if self._publishes is None:
-            self._publishes = PublishQueue(writer)
+            atomic = self.options.on_unroutable == "error"
+            self._publishes = PublishQueue(writer, atomic=atomic)
         return await self._publishes.publish(messages)
 
     async def replay(self, group: str, since: float) -> int:
@@ -285,7 +308,14 @@ class SqliteTransport(Transport):
         """Reschedule after `delay` seconds with attempt + 1, keeping its place in its key."""
         lease = _lease_of(delivery)
         lease.settled = True
-        await self._open_writer().submit(RetryOp(lease, delay, failure))
+        await self._open_writer().submit(RetryOp(lease, delay, failure.at))
+
+    async def postpone(self, delivery: Delivery, delay: float) -> None:
+        """Reschedule after `delay` seconds with its attempt unchanged, keeping its place in
+        its key (never refused by a group's ``max_ready``)."""
+        lease = _lease_of(delivery)
+        lease.settled = True
+        await self._open_writer().submit(RetryOp(lease, delay, None))
 
     async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
         """Move the delivery to its group's dead-letter queue."""
@@ -297,19 +327,11 @@ class SqliteTransport(Transport):
 
     async def dlq_list(self, group: str, limit: int, offset: int) -> list[RawDeadLetter]:
         """Dead letters of `group`, oldest first."""
-        page = await self._open_reader().read(
-            lambda conn, now: dead_letters_page(conn, now, group, limit, offset)
-        )
-        return [entry for _, entry in page]
+        return await self._dlq.list(group, limit, offset)
 
     async def dlq_get(self, group: str, entry_id: str) -> RawDeadLetter:
         """One dead letter; raise `DeadLetterNotFound` when missing."""
-        found = await self._open_reader().read(
-            lambda conn, now: dead_letters_by_id(conn, now, group, [entry_id])
-        )
-        if not found:
-            raise DeadLetterNotFound(f"no dead letter {entry_id!r} in group {group!r}")
-        return found[0][1]
+        return await self._dlq.get(group, entry_id)
 
     async def dlq_replay(
         self,
@@ -319,52 +341,18 @@ class SqliteTransport(Transport):
     ) -> int:
         """Move entries back to `group` a page at a time; each page's messages and the
         deletion of its entries commit together."""
-        reader, writer = self._open_reader(), self._open_writer()
-        moved = 0
-        if entry_ids is not None:
-            ids = list(entry_ids)
-            for start in range(0, len(ids), _DLQ_PAGE):
-                chunk = ids[start : start + _DLQ_PAGE]
-                page = await reader.read(
-                    lambda conn, now, chunk=chunk: dead_letters_by_id(conn, now, group, chunk)  # type: ignore[misc]
-                )
-                moved += await self._move(writer, group, [e for _, e in page], rebuild)
-            return moved
-        upto = await reader.read(lambda conn, now: dead_letter_bound(conn, now, group))
-        after = 0
-        while True:
-            page = await reader.read(
-                lambda conn, now, after=after: dead_letters_page(  # type: ignore[misc]
-                    conn, now, group, _DLQ_PAGE, after=after, upto=upto
-                )
-            )
-            if not page:
-                return moved
-            after = page[-1][0]
-            moved += await self._move(writer, group, [e for _, e in page], rebuild)
-
-    @staticmethod
-    async def _move(
-        writer: WriterThread,
-        group: str,
-        entries: list[RawDeadLetter],
-        rebuild: Callable[[RawDeadLetter], OutgoingMessage],
-    ) -> int:
-        if not entries:
-            return 0
-        moves = [(entry.entry_id, rebuild(entry)) for entry in entries]
-        return cast(int, await writer.submit(DlqMoveOp(group, moves)))
+        return await self._dlq.replay(group, entry_ids, rebuild)
 
     async def dlq_purge(self, group: str, entry_ids: Sequence[str] | None) -> int:
         """Delete entries (all when `entry_ids` is None); return how many."""
-        ids = None if entry_ids is None else list(entry_ids)
-        return cast(int, await self._open_writer().submit(DlqPurgeOp(group, ids)))
+        return await self._dlq.purge(group, entry_ids)
 
     # -- observing ------------------------------------------------------------------------
 
     async def stats(self) -> list[GroupStats]:
-        """Counters of every declared group, sorted by name."""
-        return await self._open_reader().read(read_stats)
+        """Counters of every declared group of this bus's namespace, sorted by name."""
+        ns = self.namespace
+        return await self._open_reader().read(lambda conn, now: read_stats(conn, now, ns))
 
     async def ping(self) -> None:
         """Raise unless the file answers a query."""

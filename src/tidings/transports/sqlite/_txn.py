@@ -60,15 +60,23 @@ class Lease:
 
 
 class Topology:
-    """The writer's cache of groups, bindings and wake-up ports, refreshed inside each
-    transaction when the `state` row says another process changed them."""
+    """The writer's cache of its namespace's groups, bindings and wake-up ports, refreshed
+    inside each transaction when the `state` row says another process changed them.
 
-    def __init__(self, host: str) -> None:
+    Args:
+        host: this machine's name (wake-up ports are registered per host).
+        ns: the namespace (the bus name): only its groups are seen.
+    """
+
+    def __init__(self, host: str, ns: str) -> None:
         self.host = host
+        self.ns = ns
         self.bindings_version = -1
         self.consumers_version = -1
         self.gids: dict[str, int] = {}
+        self.names: dict[int, str] = {}
         self.ordered: dict[int, bool] = {}
+        self.max_ready: dict[int, int] = {}
         self.patterns: dict[int, tuple[str, ...]] = {}
         self.routes: dict[str, tuple[int, ...]] = {}
         self.ports: list[tuple[int, int]] = []
@@ -81,12 +89,21 @@ class Topology:
         """Reload what changed since the last transaction (one tiny query when nothing did)."""
         bv, cv = conn.execute("SELECT bindings_version, consumers_version FROM state").fetchone()
         if bv != self.bindings_version:
-            self.gids, self.ordered, self.routes = {}, {}, {}
-            for gid, name, ordered in conn.execute("SELECT gid, name, ordered FROM groups"):
+            self.gids, self.names, self.ordered, self.max_ready, self.routes = {}, {}, {}, {}, {}
+            for gid, name, ordered, max_ready in conn.execute(
+                "SELECT gid, name, ordered, max_ready FROM groups WHERE ns = ?", (self.ns,)
+            ):
                 self.gids[name] = gid
+                self.names[gid] = name
                 self.ordered[gid] = bool(ordered)
+                if max_ready is not None:
+                    self.max_ready[gid] = max_ready
             found: dict[int, list[str]] = {}
-            for gid, pattern in conn.execute("SELECT gid, pattern FROM bindings"):
+            for gid, pattern in conn.execute(
+                "SELECT b.gid, b.pattern FROM bindings AS b JOIN groups AS g ON g.gid = b.gid"
+                " WHERE g.ns = ?",
+                (self.ns,),
+            ):
                 found.setdefault(gid, []).append(pattern)
             self.patterns = {gid: tuple(p) for gid, p in found.items()}
             self.bindings_version = bv
@@ -185,10 +202,11 @@ class WriteOp:
 
 
 def insert_group(tx: Txn, spec: GroupSpec) -> int:
-    """Create a group with its bindings; return its id."""
+    """Create a group of the namespace with its bindings; return its id."""
     cur = tx.conn.execute(
-        "INSERT INTO groups (name, ordered, concurrency, created_at) VALUES (?, ?, ?, ?)",
-        (spec.name, int(spec.ordered), spec.concurrency, tx.now),
+        "INSERT INTO groups (ns, name, ordered, concurrency, max_ready, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (tx.topology.ns, spec.name, int(spec.ordered), spec.concurrency, spec.max_ready, tx.now),
     )
     gid = int(cur.lastrowid or 0)
     tx.conn.executemany(
@@ -200,7 +218,7 @@ def insert_group(tx: Txn, spec: GroupSpec) -> int:
 
 INSERT_LOG = (
     "INSERT INTO log (seq, id, type, key, body, content_type, headers, published_at, target,"
-    " retained) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " retained, ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_DELIVERY = (
     "INSERT INTO deliveries (gid, log_seq, key, attempt, available_at, replayed)"
