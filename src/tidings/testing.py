@@ -129,6 +129,7 @@ class TestBus:
             max_message_size=bus.max_message_size,
             dedupe_ttl=bus._options.dedupe_ttl,
             clock=self.clock,
+            on_unroutable=bus.on_unroutable,
         )
         self.transport = _RecordingTransport(options, self)
         bus.use_transport(self.transport)

@@ -24,6 +24,8 @@ class RabbitHarness(Harness):
                 "dedupe": redis_url,
                 "management_url": node.management_url,
             },
+            # A max_ready bound needs quorum queues (x-max-length with reject-publish).
+            bounded_bus_options={"queue_type": "quorum"},
         )
 
     async def aclose(self) -> None:

@@ -1,13 +1,17 @@
 """Publishing: `Unroutable` says which ids went out and which reached no group, for a single
-publish and for a batch with and without publish middleware (memory transport, which cannot
-refuse a batch whole)."""
+publish and for a batch with and without publish middleware: on a transport that refuses a
+call whole (`CAP_ATOMIC_BATCH`, the memory transport) and on one that cannot."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from tidings import Bus, Event, Middleware, Unroutable
 from tidings.testing import TestBus
+from tidings.transports import CAP_ATOMIC_BATCH, TransportOptions
+from tidings.transports.memory import MemoryBroker, MemoryTransport
 
 
 class OrderPlaced(Event, type="order.placed"):
@@ -23,8 +27,14 @@ class PassThrough(Middleware):
         return await call_next(message)
 
 
-def shop(middleware: list[object]) -> Bus:
-    bus = Bus("memory://unused", middleware=middleware)
+class NotAtomic(MemoryTransport):
+    """A memory transport standing in for a broker that cannot refuse a batch (RabbitMQ)."""
+
+    capabilities = MemoryTransport.capabilities - {CAP_ATOMIC_BATCH}
+
+
+def shop(middleware: list[object], **options: Any) -> Bus:
+    bus = Bus("memory://unused", middleware=middleware, **options)
 
     @bus.subscribe("order.placed", group="inventory")
     async def reserve(event: OrderPlaced) -> None:
@@ -33,21 +43,45 @@ def shop(middleware: list[object]) -> Bus:
     return bus
 
 
-@pytest.mark.parametrize("middleware", [[], [PassThrough()]], ids=["plain", "with-hooks"])
-async def test_a_batch_names_what_went_out_and_what_did_not(middleware: list[object]) -> None:
-    bus = shop(middleware)
+HOOKS = pytest.mark.parametrize("middleware", [[], [PassThrough()]], ids=["plain", "with-hooks"])
+
+
+@HOOKS
+async def test_an_atomic_transport_stores_none_of_a_batch_and_names_what_did_not_route(
+    middleware: list[object],
+) -> None:
+    bus = shop(middleware, consume=False)  # what is stored stays
     async with TestBus(bus) as tb:
         with pytest.raises(Unroutable) as caught:
             await bus.publish_many(
                 [OrderPlaced(order_id="o-1"), Audited(line="a"), OrderPlaced(order_id="o-2")]
             )
-        published = {p.type: [] for p in tb.published}
-        for p in tb.published:
-            published[p.type].append(p.id)
+        (stats,) = await bus.stats()
     error = caught.value
-    assert error.sent_ids == published["order.placed"]
+    assert error.sent_ids == []
+    assert error.unroutable_ids == [p.id for p in tb.published if p.type == "audit.noted"]
+    assert "audit.noted" in str(error)
+    assert (stats.group, stats.ready) == ("inventory", 0)
+
+
+@HOOKS
+async def test_elsewhere_a_batch_names_what_went_out_and_what_did_not(
+    middleware: list[object],
+) -> None:
+    broker = MemoryBroker()
+    transport = NotAtomic("memory://unused", TransportOptions(), broker=broker)
+    bus = shop(middleware, transport=transport, consume=False)  # what is stored stays
+    async with bus:
+        with pytest.raises(Unroutable) as caught:
+            await bus.publish_many(
+                [OrderPlaced(order_id="o-1"), Audited(line="a"), OrderPlaced(order_id="o-2")]
+            )
+        stored = [e.message for e in broker.queues["inventory"].entries]
+    error = caught.value
+    assert error.sent_ids == [m.id for m in stored]
     assert len(error.sent_ids) == 2
-    assert error.unroutable_ids == published["audit.noted"]
+    assert len(error.unroutable_ids) == 1
+    assert error.unroutable_ids[0] not in error.sent_ids
     assert "audit.noted" in str(error)
 
 

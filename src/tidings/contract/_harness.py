@@ -70,6 +70,9 @@ class Harness:
             a shared server do not see each other's queues, or ``dedupe=`` for transports
             without their own dedupe store).
         timeout: default seconds `wait_until` waits.
+        bounded_bus_options: keyword options the contract adds for buses whose groups have a
+            ``max_ready`` bound, on a transport that needs a setting for bounds (RabbitMQ:
+            ``{"queue_type": "quorum"}``); none by default.
     """
 
     def __init__(
@@ -80,12 +83,14 @@ class Harness:
         clock: Clock | None = None,
         bus_options: Mapping[str, Any] | None = None,
         timeout: float = 10.0,
+        bounded_bus_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = url
         self.factory = factory
         self.clock = clock or SystemClock()
         self.bus_options: dict[str, Any] = dict(bus_options or {})
         self.timeout = timeout
+        self.bounded_bus_options: dict[str, Any] = dict(bounded_bus_options or {})
         self._buses: list[Bus] = []
         self._transports: list[Transport] = []
 

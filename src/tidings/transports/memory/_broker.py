@@ -1,4 +1,5 @@
-"""The state behind memory transports: queues of entries, dead letters, the log, markers.
+"""The state behind memory transports: queues of entries, dead letters, the log, dedupe
+claims and markers.
 
 Buses in one process that name the same ``memory://NAME`` share one `MemoryBroker`, so a
 publisher bus and a worker bus in one test talk to each other.
@@ -31,7 +32,11 @@ DEAD_WINDOW = 300.0
 
 @dataclass(slots=True, eq=False)
 class Entry:
-    """One message in one group's queue, until it is acknowledged or dead-lettered."""
+    """One message in one group's queue, until it is acknowledged or dead-lettered.
+
+    `returned` is set once a consumer handed it back to wait for its time (a retry, a
+    postponement): until that time it is not ready, unlike a delayed publish, which is.
+    """
 
     seq: int
     message: OutgoingMessage
@@ -40,6 +45,7 @@ class Entry:
     attempt: int = 1
     leased: bool = False
     first_failed_at: float | None = None
+    returned: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -75,6 +81,13 @@ class Queue:
                 first_failed_at=entry.first_failed_at or failure.at,
                 last_failed_at=failure.at,
             )
+        )
+
+    def waiting(self, now: float) -> int:
+        """How many entries count against ``max_ready`` at `now`: those waiting to be taken,
+        delayed publishes included; not those in flight or waiting for a retry."""
+        return sum(
+            1 for e in self.entries if not e.leased and (e.available_at <= now or not e.returned)
         )
 
     def stats(self, now: float) -> GroupStats:
@@ -123,6 +136,9 @@ class MemoryBroker:
         self.queues: dict[str, Queue] = {}
         self.log: list[tuple[float, OutgoingMessage]] = []
         self.markers: dict[tuple[str, str], float] = {}
+        """(group, event id) -> when its "done" marker expires."""
+        self.claims: dict[tuple[str, str], float] = {}
+        """(group, event id) -> when the live claim on it (a copy in flight) expires."""
         self._seq = itertools.count(1)
         self._changed: list[asyncio.Event] = []
         self.version = 0

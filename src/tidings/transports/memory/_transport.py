@@ -18,7 +18,16 @@ from .._message import Delivery, OutgoingMessage
 from .._options import TransportOptions
 from .._routing import matches
 from .._stats import GroupStats
-from .._transport import CAP_DEDUPE, CAP_REPLAY_LOG, Consumer, DedupeStore, Deliver, Transport
+from .._transport import (
+    CAP_ATOMIC_BATCH,
+    CAP_DEDUPE,
+    CAP_REPLAY_LOG,
+    Consumer,
+    DedupeStore,
+    Deliver,
+    Transport,
+)
+from ._bound import check_bounds
 from ._broker import Entry, MemoryBroker, Queue
 from ._consumer import MemoryConsumer
 from ._dedupe import MemoryDedupe
@@ -29,15 +38,22 @@ __all__ = ["MemoryTransport"]
 class MemoryTransport(Transport):
     """In-process broker binding for tests and single-process tools.
 
+    A publish call is all or nothing: with ``on_unroutable="error"`` a call holding an
+    unroutable message stores none of it (`CAP_ATOMIC_BATCH`), and a call that would take a
+    group past its ``max_ready`` raises `QueueFull` and stores none of it. Retries,
+    postponements, dead letters sent back and replays are never refused. Only events that reached a
+    group are kept in the retained log.
+
     Args:
         url: ``memory://NAME``; transports of one name share a broker.
-        options: the common settings (`clock` and `retention` are used here).
+        options: the common settings (`clock`, `retention` and `on_unroutable` are used
+            here).
         broker: a broker of its own instead of the shared one of `url` (`tidings.testing`
             gives each test bus a private one).
     """
 
     scheme = "memory"
-    capabilities = frozenset({CAP_REPLAY_LOG, CAP_DEDUPE})
+    capabilities = frozenset({CAP_REPLAY_LOG, CAP_DEDUPE, CAP_ATOMIC_BATCH})
 
     def __init__(
         self, url: str, options: TransportOptions, broker: MemoryBroker | None = None
@@ -78,22 +94,37 @@ class MemoryTransport(Transport):
         queue.entries.append(entry)
         queue.published.append(now)
 
+    def _targets(self, message: OutgoingMessage) -> list[Queue]:
+        """The queues `message` goes to: the one it is sent to, or every matching group."""
+        if message.group is not None:
+            queue = self.broker.queues.get(message.group)
+            return [] if queue is None else [queue]
+        return [
+            q
+            for q in self.broker.queues.values()
+            if any(matches(p, message.type) for p in q.spec.patterns)
+        ]
+
+    def _atomic(self) -> bool:
+        # A subclass without the capability (one standing in for a broker that cannot
+        # refuse a batch) stores the routable messages of a call.
+        return CAP_ATOMIC_BATCH in self.capabilities and self.options.on_unroutable == "error"
+
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[bool]:
         now = self.now()
-        routed: list[bool] = []
-        for message in messages:
-            if message.group is not None:
-                queues = [q for name, q in self.broker.queues.items() if name == message.group]
-            else:
+        targets = [self._targets(message) for message in messages]
+        routed = [bool(queues) for queues in targets]
+        if not all(routed) and self._atomic():
+            # All or nothing: the bus raises `Unroutable` for the call, none of it went out.
+            return routed
+        check_bounds(targets, now)
+        for message, queues in zip(messages, targets, strict=True):
+            if queues and message.group is None:
+                # Only what reached a group is retained: a replay never brings back an
+                # event that nobody received.
                 self.broker.log.append((now, message))
-                queues = [
-                    q
-                    for q in self.broker.queues.values()
-                    if any(matches(p, message.type) for p in q.spec.patterns)
-                ]
             for queue in queues:
                 self._enqueue(queue, message, now)
-            routed.append(bool(queues))
         self._trim_log(now)
         self.broker.notify()
         return routed
@@ -133,8 +164,21 @@ class MemoryTransport(Transport):
         if found:
             _, entry = found
             entry.leased = False
-            entry.attempt += 1
+            entry.returned = True
+            # From the delivery, not the entry: the default `Transport.postpone` (which a
+            # wrapper of this transport may use) relies on it to count no attempt.
+            entry.attempt = delivery.attempt + 1
             entry.first_failed_at = entry.first_failed_at or failure.at
+            entry.available_at = self.now() + max(0.0, delay)
+        self.broker.notify()
+
+    async def postpone(self, delivery: Delivery, delay: float) -> None:
+        # In place, attempt and first failure untouched: an ordered key keeps its head.
+        found = self._settle(delivery)
+        if found:
+            _, entry = found
+            entry.leased = False
+            entry.returned = True
             entry.available_at = self.now() + max(0.0, delay)
         self.broker.notify()
 
