@@ -28,7 +28,8 @@ Outcome = list[bool] | QueueFull
 
 # The ready deliveries of a group, counted up to its bound (the count only has to reach it):
 # due ones (a lease that expired included) and those scheduled that no failure put there
-# (delayed publishes). In-flight deliveries and deliveries waiting for a retry do not count.
+# (delayed publishes, and postponed deliveries that never failed). In-flight deliveries and
+# deliveries waiting for a retry do not count.
 _READY = (
     "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE gid = ?1 AND (available_at <= ?2"
     " OR (lease_owner IS NULL AND first_failed_at IS NULL)) LIMIT ?3)"
