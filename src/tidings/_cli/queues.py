@@ -1,4 +1,8 @@
-"""``tidings queues``: every group's counters and alerts, once or refreshed (``--watch``)."""
+"""``tidings queues``: every group's counters and alerts, once or refreshed (``--watch``).
+
+With ``--watch --alert-webhook URL`` each alert that starts or stops firing is posted to the
+webhook (see `tidings._cli.alerts`).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from rich.text import Text
 
 from .. import Bus, GroupStats
 from ..transports import mask_url
+from .alerts import AlertWebhook
 from .connection import connect, inspected_broker
-from .errors import run_async
+from .errors import fail, one_line_errors, run_async
 from .options import AppOption, ManagementUrlOption, NameOption, UrlOption
 from .output import id_column, stdout_console, table, to_json
 
@@ -25,6 +30,16 @@ __all__ = ["queues", "queues_table", "stats_json"]
 WatchOption = Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")]
 IntervalOption = Annotated[
     float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")
+]
+AlertWebhookOption = Annotated[
+    str | None,
+    typer.Option(
+        "--alert-webhook",
+        metavar="URL",
+        help="With --watch: POST each alert that starts or stops firing to URL, as JSON "
+        '({"status": "firing"|"resolved", "rule", "group", "message", "value", "at"}).',
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print a JSON list (one line per refresh).")
@@ -81,10 +96,18 @@ def stats_json(stats: list[GroupStats]) -> str:
 class _Screen:
     """Where ``tidings queues`` prints: a table or JSON, once, as lines, or live."""
 
-    def __init__(self, console: Console, *, as_json: bool, watch: bool) -> None:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        as_json: bool,
+        watch: bool,
+        alerts: AlertWebhook | None = None,
+    ) -> None:
         self.console = console
         self.as_json = as_json
         self.watch = watch
+        self.alerts = alerts
 
     def render(self, stats: list[GroupStats]) -> Table | str:
         if self.as_json:
@@ -106,17 +129,33 @@ class _Screen:
         else:
             self.print(out)
 
+    async def stats(self, bus: Bus) -> list[GroupStats]:
+        """The stats, with the alerts that started or stopped firing notified."""
+        stats = await bus.stats()
+        if self.alerts is not None:
+            self.alerts.update(stats, await _outbox_stats(bus))
+        return stats
+
     async def refresh(self, bus: Bus, interval: float) -> None:
         """Print the stats every `interval` seconds until cancelled (Ctrl-C): one line or
         table each time when the output is JSON or not a terminal, else one live table."""
         if self.as_json or not self.console.is_terminal:
             while True:
-                self.print(self.render(await bus.stats()))
+                self.print(self.render(await self.stats(bus)))
                 await asyncio.sleep(interval)
         with Live(console=self.console, auto_refresh=False) as live:
             while True:
-                live.update(self.render(await bus.stats()), refresh=True)
+                live.update(self.render(await self.stats(bus)), refresh=True)
                 await asyncio.sleep(interval)
+
+
+async def _outbox_stats(bus: Bus) -> object | None:
+    """The outbox statistics of a bus with an outbox (`Bus(database=...)`), else None."""
+    read = getattr(bus, "outbox_stats", None)
+    if read is None or getattr(bus, "database", None) is None:
+        return None
+    result: object = await read()
+    return result
 
 
 def queues(
@@ -127,10 +166,19 @@ def queues(
     watch: WatchOption = False,
     interval: IntervalOption = 2.0,
     as_json: JsonOption = False,
+    alert_webhook: AlertWebhookOption = None,
 ) -> None:
-    """Show every group: ready, in flight, scheduled, dead, consumers, age, rates, alerts."""
+    """Show every group: ready, in flight, scheduled, dead, consumers, age, rates, alerts.
+
+    With --watch --alert-webhook URL, each alert that starts firing, and each that stops,
+    is posted to URL once as JSON.
+    """
+    if alert_webhook is not None and not watch:
+        fail("--alert-webhook needs --watch", urls=[alert_webhook], code=2)
+    with one_line_errors([alert_webhook]):
+        alerts = AlertWebhook(alert_webhook) if alert_webhook is not None else None
     broker = inspected_broker(app, url, name, management_url)
-    screen = _Screen(stdout_console(), as_json=as_json, watch=watch)
+    screen = _Screen(stdout_console(), as_json=as_json, watch=watch, alerts=alerts)
 
     async def show() -> None:
         async with connect(broker) as bus:
@@ -139,4 +187,4 @@ def queues(
             else:
                 await screen.once(bus)
 
-    run_async(show(), urls=broker.secrets, interrupt_ok=True)
+    run_async(show(), urls=[*broker.secrets, alert_webhook], interrupt_ok=True)

@@ -9,10 +9,15 @@ exits 1. See `tidings._cli.worker`.
 With ``--processes N`` the command becomes a supervisor of N child processes, each running
 the same command with ``--processes 1`` (the supervisor imports the module too, to report a
 bad target or group once, before starting anything); see `tidings._cli.supervisor`.
+
+With ``--metrics-port P`` the workers record Prometheus metrics and ``/metrics`` on P serves
+those of every process of the command together; see `tidings._cli.metrics`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -24,10 +29,11 @@ from .. import Bus, ConfigError
 from .._core.url import resolve_url
 from ..transports import mask_url
 from .errors import one_line_errors, run_async
+from .metrics import MetricsSettings, shared_metrics
 from .options import CliSettings
 from .supervisor import supervise
 from .target import load_bus
-from .worker import SUPERVISOR_ENV, serve
+from .worker import SUPERVISOR_ENV, recording_metrics, serve
 
 __all__ = ["run"]
 
@@ -74,6 +80,42 @@ DrainTimeoutOption = Annotated[
 ]
 
 
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        metavar="PORT",
+        min=0,
+        max=65535,
+        help="Serve Prometheus metrics of all the worker processes on http://HOST:PORT/metrics "
+        "(0: any free port, logged). Needs the observability extra.",
+        show_default=False,
+    ),
+]
+MetricsHostOption = Annotated[
+    str, typer.Option("--metrics-host", metavar="HOST", help="Address to serve metrics on.")
+]
+MetricsIntervalOption = Annotated[
+    float,
+    typer.Option(
+        "--metrics-interval",
+        min=0.1,
+        help="Seconds between two readings of the broker's statistics into the gauges.",
+    ),
+]
+
+
+def _metrics_settings(port: int | None, host: str, interval: float) -> MetricsSettings | None:
+    """The metrics asked for on the command line; a clear error when they cannot be had."""
+    if port is None:
+        return None
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise ConfigError(
+            "--metrics-port needs prometheus-client: pip install 'tidings[observability]'"
+        )
+    return MetricsSettings(port, host, interval)
+
+
 def _check_runnable(bus: Bus, groups: Sequence[str]) -> list[str]:
     """The groups to run; a clear error when there is nothing to run."""
     if not bus.consume:
@@ -115,6 +157,9 @@ def run(
     processes: ProcessesOption = 1,
     url: RunUrlOption = None,
     drain_timeout: DrainTimeoutOption = 30.0,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "0.0.0.0",
+    metrics_interval: MetricsIntervalOption = 5.0,
 ) -> None:
     """Run the subscribers of a bus until SIGTERM or Ctrl-C.
 
@@ -122,18 +167,28 @@ def run(
     or a file path, from its own directory) and runs every group of the bus, or only the
     --group ones. On SIGTERM/SIGINT it stops taking new deliveries, lets the handlers in
     flight finish, and exits 0 (1 when the drain timed out); a second signal stops it at
-    once.
+    once. With --metrics-port, /metrics serves the Prometheus metrics of every worker.
     """
     settings = ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings("INFO")
     with one_line_errors([url]):
+        metrics = _metrics_settings(metrics_port, metrics_host, metrics_interval)
         bus = load_bus(target)
         if url:
             bus.url = resolve_url(url)
         groups = _check_runnable(bus, group or [])
     if processes == 1:
-        code = run_async(serve(bus, groups, drain_timeout), urls=[url, bus.url])
+        metrics = metrics or recording_metrics()
+        code = run_async(serve(bus, groups, drain_timeout, metrics), urls=[url, bus.url])
         raise typer.Exit(code or 0)
     argv, env = _worker_command(settings, target, group or [], drain_timeout, url)
     description = f"bus {bus.name!r} on {mask_url(bus.url)}, groups {', '.join(groups)}"
-    code = run_async(supervise(argv, env, processes, description), urls=[url, bus.url])
+    with one_line_errors([url]), contextlib.ExitStack() as stack:
+        on_exit = None
+        if metrics is not None:  # served here, recorded by the workers
+            shared = stack.enter_context(shared_metrics(metrics))
+            env.update(shared.env)
+            on_exit = shared.worker_exited
+        code = run_async(
+            supervise(argv, env, processes, description, on_exit=on_exit), urls=[url, bus.url]
+        )
     raise typer.Exit(code or 0)

@@ -10,6 +10,9 @@ supervisor, even while they are still starting. A service manager that signals e
 process of the service (systemd) reaches them directly as well; a worker takes those
 signals as one request to drain (see `tidings._cli.worker`).
 
+With metrics, the supervisor serves them and is told of each worker that exits, so its
+metrics leave with it (see `tidings._cli.metrics`).
+
 A worker that fails makes the supervisor stop the others and exit 1, so the service manager
 (systemd, Kubernetes) sees the failure and restarts the service.
 """
@@ -21,6 +24,7 @@ import contextlib
 import logging
 import signal
 from asyncio.subprocess import Process
+from collections.abc import Callable
 
 from .signals import FORCE_SIGNAL, on_stop_signals
 
@@ -37,8 +41,11 @@ _STOPPED_BEFORE_START = {int(signal.SIGTERM), int(signal.SIGINT)}
 class _Workers:
     """The worker processes of one supervisor."""
 
-    def __init__(self, processes: list[Process]) -> None:
+    def __init__(
+        self, processes: list[Process], on_exit: Callable[[int], None] | None = None
+    ) -> None:
         self.processes = processes
+        self.on_exit = on_exit
         self.stopping = False
         self.signals = 0
 
@@ -72,6 +79,8 @@ class _Workers:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 child, code = waits[task], task.result()
+                if self.on_exit is not None:
+                    self.on_exit(child.pid)
                 if code != 0 and not (self.stopping and -code in _STOPPED_BEFORE_START):
                     failed = True
                 if not self.stopping:
@@ -91,13 +100,22 @@ class _Workers:
                     child.kill()
 
 
-async def supervise(argv: list[str], env: dict[str, str], processes: int, description: str) -> int:
-    """Run `processes` children with `argv`, forwarding stop signals; return the status."""
+async def supervise(
+    argv: list[str],
+    env: dict[str, str],
+    processes: int,
+    description: str,
+    *,
+    on_exit: Callable[[int], None] | None = None,
+) -> int:
+    """Run `processes` children with `argv`, forwarding stop signals; return the status.
+    `on_exit` is called with the pid of each child that exited."""
     workers = _Workers(
         [
             await asyncio.create_subprocess_exec(*argv, env=env, process_group=0)
             for _ in range(processes)
-        ]
+        ],
+        on_exit,
     )
     undo = on_stop_signals(workers.on_signal)
     logger.info(

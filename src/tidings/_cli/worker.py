@@ -5,6 +5,10 @@ up to the drain timeout; the worker exits 0 when they all finished and 1 when th
 timed out (the handlers still running were cancelled; their deliveries return to their
 group). A second stop signal cancels the handlers at once and exits 1.
 
+With metrics (``--metrics-port``), the worker adds a `tidings.observability.Prometheus`
+middleware to the bus, reads the broker's statistics into its gauges every few seconds, and
+serves ``/metrics`` itself, or leaves that to its supervisor (see `tidings._cli.metrics`).
+
 A worker started by a supervisor (``--processes N``) takes any number of SIGTERM/SIGINT as
 one request to drain: a service manager or a terminal may signal every process of the
 service while the supervisor forwards the signal too. It stops at once on `FORCE_SIGNAL`,
@@ -23,9 +27,10 @@ import signal
 from .. import Bus, Context, Middleware, Outcome
 from .._core.middleware import ConsumeNext
 from ..transports import mask_url
+from .metrics import RECORD_ENV, MetricsSettings, instrument, metrics_endpoint
 from .signals import FORCE_SIGNAL, on_signals, on_stop_signals
 
-__all__ = ["SUPERVISOR_ENV", "serve"]
+__all__ = ["SUPERVISOR_ENV", "recording_metrics", "serve"]
 
 # The name every process of ``tidings run`` logs under (part of its output).
 logger = logging.getLogger("tidings.cli")
@@ -114,8 +119,23 @@ async def _drain(bus: Bus, drain: _Drain, drain_timeout: float) -> int:
     return 0
 
 
-async def serve(bus: Bus, groups: list[str], drain_timeout: float) -> int:
+def recording_metrics() -> MetricsSettings | None:
+    """The metrics a supervisor asked this worker to record (and not serve), if any."""
+    interval = os.environ.pop(RECORD_ENV, "")  # not for processes we start
+    return MetricsSettings(None, "", float(interval)) if interval else None
+
+
+async def serve(
+    bus: Bus, groups: list[str], drain_timeout: float, metrics: MetricsSettings | None = None
+) -> int:
     """Run `bus`'s consumers of `groups` until a stop signal; return the exit status."""
+    with metrics_endpoint(metrics) if metrics else contextlib.nullcontext():
+        return await _serve(bus, groups, drain_timeout, metrics)
+
+
+async def _serve(
+    bus: Bus, groups: list[str], drain_timeout: float, metrics: MetricsSettings | None
+) -> int:
     supervisor = os.environ.pop(SUPERVISOR_ENV, "")  # not for processes we start
     signals = _StopSignals(drain_timeout, supervised=supervisor.isdigit())
     undo = on_stop_signals(signals)
@@ -125,10 +145,14 @@ async def serve(bus: Bus, groups: list[str], drain_timeout: float) -> int:
         if supervisor.isdigit()
         else None
     )
+    prometheus = instrument(bus) if metrics else None
     drain = _Drain()
     bus.middleware.append(drain)  # innermost of the app's middleware: it sees cancellations
+    refresher: asyncio.Task[None] | None = None
     try:
         await bus.start(groups=groups)
+        if prometheus is not None and metrics is not None:
+            refresher = asyncio.create_task(prometheus.watch(bus, metrics.interval))
         logger.info(
             "worker started: bus %r on %s, groups %s (pid %d)",
             bus.name,
@@ -137,6 +161,8 @@ async def serve(bus: Bus, groups: list[str], drain_timeout: float) -> int:
             os.getpid(),
         )
         await signals.stop.wait()
+        if refresher is not None:
+            refresher.cancel()
         status = await _drain(bus, drain, drain_timeout)
         logger.info("worker stopped (pid %d)", os.getpid())
         return status
@@ -150,8 +176,9 @@ async def serve(bus: Bus, groups: list[str], drain_timeout: float) -> int:
         )
         return 1
     finally:
-        if watcher is not None:
-            watcher.cancel()
+        for task in (watcher, refresher):
+            if task is not None:
+                task.cancel()
         if undo_force is not None:
             undo_force()
         undo()
