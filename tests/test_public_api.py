@@ -20,6 +20,8 @@ def test_all_is_pinned() -> None:
             "DeadLetters",
             "Envelope",
             "Event",
+            "Failure",
+            "FailureGroup",
             "GroupStats",
             "MessageTooLarge",
             "Middleware",

@@ -11,6 +11,8 @@ from ._codec.envelope import Envelope
 from ._core.bus import Bus
 from ._core.context import Context
 from ._core.dlq import DeadLetter, DeadLetters
+from ._core.failure_groups import FailureGroup
+from ._core.failures import Failure
 from ._core.messages import Command, Event
 from ._core.middleware import Middleware, Outcome
 from ._core.middleware import Publication as Publication
@@ -43,6 +45,8 @@ __all__ = [
     "DeadLetters",
     "Envelope",
     "Event",
+    "Failure",
+    "FailureGroup",
     "GroupStats",
     "MessageTooLarge",
     "Middleware",

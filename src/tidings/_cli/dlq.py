@@ -1,15 +1,15 @@
-"""``tidings dlq``: list, show, replay and purge a group's dead letters.
+"""``tidings dlq``: list, show, group, replay and purge a group's dead letters.
 
 Entry ids are printed whole everywhere (see `tidings._cli.output`) and may be given back
 whole or as a unique prefix of at least 6 characters (see `tidings._cli.entry_ids`).
+``groups`` and ``replay`` have modules of their own (`dlq_groups`, `dlq_replay`).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Coroutine
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Group as Renderables
@@ -17,41 +17,35 @@ from rich.json import JSON
 from rich.table import Table
 from rich.text import Text
 
-from .. import DeadLetter
-from .connection import Broker, connect, inspected_broker
-from .entry_ids import MIN_PREFIX, AmbiguousPrefix, resolve_entry_ids
-from .errors import run_async
+from .. import DeadLetter, DeadLetters
+from .connection import connect
+from .dlq_groups import groups
+from .dlq_options import AllOption, GroupArgument, IdsOption, JsonOption
+from .dlq_replay import replay
+from .dlq_session import DlqSession, every_entry
+from .entry_ids import MIN_PREFIX, resolve_entry_ids
 from .helptext import TidingsCommand, TidingsGroup
 from .options import AppOption, ManagementUrlOption, NameOption, UrlOption
 from .output import id_column, stdout_console, table, to_json
 
 __all__ = ["dead_letters_table", "dlq_app"]
 
-T = TypeVar("T")
-
 dlq_app = typer.Typer(
     cls=TidingsGroup,
-    help="Inspect, replay and purge dead-letter queues.",
+    help="Inspect, group, replay and purge dead-letter queues.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-GroupArgument = Annotated[
-    str, typer.Argument(metavar="GROUP", help="The group whose dead letters to use.")
-]
-IdsOption = Annotated[
-    list[str] | None,
+PoisonedOption = Annotated[
+    bool,
     typer.Option(
-        "--id",
-        metavar="ID",
-        help=f"Entry id, or a unique prefix of at least {MIN_PREFIX} characters "
-        "(repeatable); see `tidings dlq list`.",
-        show_default=False,
+        "--poisoned",
+        help="Only poisoned entries: replayed poison_after times (the --app bus's, else 3) "
+        "and failed again.",
     ),
 ]
-AllOption = Annotated[bool, typer.Option("--all", help="Every entry of the group.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _local(moment: datetime) -> str:
@@ -69,23 +63,37 @@ def _choice(ids: list[str] | None, every: bool) -> list[str] | None:
     return None if every else list(ids or [])
 
 
-def _run(coro: Coroutine[Any, Any, T], broker: Broker) -> T | None:
-    """`run_async`, with an ambiguous id prefix ending the command with status 2."""
-    try:
-        return run_async(coro, urls=broker.secrets)
-    except AmbiguousPrefix as exc:
-        exc.exit()
+def _replays(entry: DeadLetter) -> str:
+    return f"{entry.replays} poisoned" if entry.poisoned else str(entry.replays)
 
 
-def dead_letters_table(entries: list[DeadLetter]) -> Table:
+def dead_letters_table(entries: list[DeadLetter], replays: bool = False) -> Table:
     """The ``tidings dlq list`` table: each entry id whole on one line (on a terminal 100
-    columns wide too; the reason wraps instead). The event id is in ``show`` and ``--json``."""
+    columns wide too; the reason wraps instead). The event id is in ``show`` and ``--json``.
+
+    A ``replays`` column (``2``, or ``3 poisoned``) is there when `replays` is true or an
+    entry was replayed before, so a queue that never was keeps the room for the reason.
+    """
+    replays = replays or any(e.replays for e in entries)
     entry = id_column("entry", (e.entry_id for e in entries))
-    result = table(entry, "type", "attempts", "last failed", "reason", right=("attempts",))
+    columns = ["type", "attempts", *(["replays"] if replays else []), "last failed", "reason"]
+    result = table(entry, *columns, right=("attempts",))
     for e in entries:
         last = e.last_failed_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        result.add_row(Text(e.entry_id), Text(e.type), str(e.attempts), last, Text(e.reason))
+        counts = [str(e.attempts), *([_replays(e)] if replays else [])]
+        result.add_row(Text(e.entry_id), Text(e.type), *counts, last, Text(e.reason))
     return result
+
+
+async def _poisoned(letters: DeadLetters, limit: int, offset: int) -> list[DeadLetter]:
+    """A page of the poisoned entries (the queue is read until the page is full)."""
+    found: list[DeadLetter] = []
+    async for entry in every_entry(letters):
+        if entry.poisoned:
+            found.append(entry)
+            if len(found) >= offset + limit:
+                break
+    return found[offset : offset + limit]
 
 
 @dlq_app.command("list", cls=TidingsCommand, no_args_is_help=True)
@@ -93,6 +101,7 @@ def list_(
     group: GroupArgument,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most entries to show.")] = 100,
     offset: Annotated[int, typer.Option("--offset", min=0, help="Entries to skip.")] = 0,
+    poisoned: PoisonedOption = False,
     as_json: JsonOption = False,
     app: AppOption = None,
     url: UrlOption = None,
@@ -100,26 +109,45 @@ def list_(
     management_url: ManagementUrlOption = None,
 ) -> None:
     """List the dead letters of GROUP, oldest first, with why each failed."""
-    broker = inspected_broker(app, url, name, management_url)
+    session = DlqSession.from_options(app, url, name, management_url)
 
     async def fetch() -> tuple[list[DeadLetter], int | None]:
-        async with connect(broker) as bus:
-            entries = await bus.dead_letters(group).list(limit=limit, offset=offset)
+        async with connect(session.broker) as bus:
+            letters = session.letters_of(bus, group)
+            if poisoned:
+                return await _poisoned(letters, limit, offset), None
+            entries = await letters.list(limit=limit, offset=offset)
             total = next((s.dead for s in await bus.stats() if s.group == group), None)
             return entries, total
 
-    entries, total = _run(fetch(), broker) or ([], None)
+    entries, total = session.run(fetch()) or ([], None)
     if as_json:
         typer.echo(to_json([e.to_dict() for e in entries]))
         return
     console = stdout_console()
+    kind = "poisoned dead letter" if poisoned else "dead letter"
     if not entries:
-        console.print(f"no dead letters in {group}" + (f" after {offset}" if offset else ""))
+        console.print(f"no {kind}s in {group}" + (f" after {offset}" if offset else ""))
         return
-    console.print(dead_letters_table(entries))
+    console.print(dead_letters_table(entries, replays=poisoned))
     shown = f"{offset + 1}-{offset + len(entries)}" if offset else str(len(entries))
     of = f" of {total}" if total is not None and total != len(entries) else ""
-    console.print(f"{shown}{of} dead letter(s) in {group}")
+    console.print(f"{shown}{of} {kind}(s) in {group}")
+
+
+def _history(entry: DeadLetter) -> Table:
+    """Each time the event landed in the queue: when, after how many attempts, and why."""
+    lines = Table.grid(padding=(0, 2))
+    lines.add_column(no_wrap=True)
+    lines.add_column(justify="right", no_wrap=True)
+    lines.add_column(overflow="fold")
+    for failure in entry.history:
+        why = f"{failure.exception_type or '-'}: {failure.message}"
+        after = "replayed" if failure.replayed else "published"
+        lines.add_row(
+            _local(failure.at), f"{failure.attempts} attempt(s)", Text(f"{why} ({after})")
+        )
+    return lines
 
 
 def _detail(entry: DeadLetter) -> Renderables:
@@ -137,10 +165,12 @@ def _detail(entry: DeadLetter) -> Renderables:
         ("attempts", str(entry.attempts)),
         ("first failed", _local(entry.first_failed_at)),
         ("last failed", _local(entry.last_failed_at)),
+        ("replays", _replays(entry)),
     ]
     for label, value in rows:
         fields.add_row(label, Text(value))
-    parts: list[Any] = [fields, Text("\nenvelope", style="bold")]
+    parts: list[Any] = [fields, Text("\nhistory", style="bold"), _history(entry)]
+    parts.append(Text("\nenvelope", style="bold"))
     envelope = entry.envelope.attributes() if entry.envelope else None
     parts.append(JSON(to_json(envelope), indent=2))
     parts += [Text("\ndata", style="bold"), JSON(to_json(entry.data), indent=2)]
@@ -166,56 +196,17 @@ def show(
     name: NameOption = None,
     management_url: ManagementUrlOption = None,
 ) -> None:
-    """Show one dead letter in full: reason, exception, traceback, envelope and data."""
-    broker = inspected_broker(app, url, name, management_url)
-
-    async def fetch() -> DeadLetter:
-        async with connect(broker) as bus:
-            [entry] = await resolve_entry_ids(bus.dead_letters(group), [entry_id])
-            return entry
-
-    entry = _run(fetch(), broker)
-    assert entry is not None
+    """Show one dead letter in full: reason, exception, history, traceback, envelope, data."""
+    entry = DlqSession.from_options(app, url, name, management_url).entry(group, entry_id)
     if as_json:
         typer.echo(to_json(entry.to_dict()))
     else:
         stdout_console().print(_detail(entry))
 
 
-def _act_on_entries(
-    broker: Broker, group: str, chosen: list[str] | None, action: Literal["replay", "purge"]
-) -> int:
-    """Replay or purge the entries `chosen` (whole ids or prefixes; None for all); return
-    how many."""
-
-    async def act() -> int:
-        async with connect(broker) as bus:
-            letters = bus.dead_letters(group)
-            do = letters.replay if action == "replay" else letters.purge
-            if chosen is None:
-                return await do(all=True)
-            entries = await resolve_entry_ids(letters, chosen)
-            return await do([e.entry_id for e in entries])
-
-    return _run(act(), broker) or 0
-
-
-@dlq_app.command("replay", cls=TidingsCommand, no_args_is_help=True)
-def replay_(
-    group: GroupArgument,
-    ids: IdsOption = None,
-    every: AllOption = False,
-    app: AppOption = None,
-    url: UrlOption = None,
-    name: NameOption = None,
-    management_url: ManagementUrlOption = None,
-) -> None:
-    """Send dead letters back to GROUP (only), with their attempts reset."""
-    chosen = _choice(ids, every)
-    broker = inspected_broker(app, url, name, management_url)
-
-    count = _act_on_entries(broker, group, chosen, "replay")
-    typer.echo(f"replayed {count} dead letter(s) to {group}")
+# In the order `tidings dlq --help` lists them: list, show, groups, replay, purge.
+dlq_app.command("groups", cls=TidingsCommand, no_args_is_help=True)(groups)
+dlq_app.command("replay", cls=TidingsCommand, no_args_is_help=True)(replay)
 
 
 @dlq_app.command(cls=TidingsCommand, no_args_is_help=True)
@@ -233,9 +224,16 @@ def purge(
 ) -> None:
     """Delete dead letters of GROUP for good."""
     chosen = _choice(ids, every)
-    broker = inspected_broker(app, url, name, management_url)
+    session = DlqSession.from_options(app, url, name, management_url)
     if chosen is None and not yes and sys.stdin.isatty():
         typer.confirm(f"Delete every dead letter of {group}?", abort=True)
 
-    count = _act_on_entries(broker, group, chosen, "purge")
+    async def act() -> int:
+        async with session.dead_letters(group) as letters:
+            if chosen is None:
+                return await letters.purge(all=True)
+            entries = await resolve_entry_ids(letters, chosen)
+            return await letters.purge([e.entry_id for e in entries])
+
+    count = session.run(act()) or 0
     typer.echo(f"purged {count} dead letter(s) from {group}")

@@ -370,7 +370,9 @@ class Bus:
 
     def dead_letters(self, group: str) -> DeadLetters:
         """The dead-letter queue of `group`."""
-        return DeadLetters(self.transport, group, self.clock.time, self.poison_after)
+        return DeadLetters(
+            self.transport, group, self.clock.time, self.poison_after, self._groups.get
+        )
 
     async def replay(self, group: str, since: datetime | str) -> int:
         """Re-deliver to `group` the retained events published since `since` (a datetime or

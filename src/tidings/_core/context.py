@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .._codec.envelope import Envelope
+from .failures import visible_headers
 from .messages import Message
 
 __all__ = ["Context", "Pending"]
@@ -55,7 +56,7 @@ class Context:
         attempt: 1 on first delivery, 2 on the first retry, and so on; it counts across
             restarts and lease expiry, and starts again at 1 after a dead-letter replay.
         key: the ordering key it was published with, if any.
-        headers: transport headers as received (read-only).
+        headers: transport headers as received (read-only), without tidings' bookkeeping.
         replayed: True when delivered by `Bus.replay` from the retained log; dedupe is
             bypassed for it.
     """
@@ -87,6 +88,7 @@ class Context:
         self.group = group
         self.attempt = attempt
         self.key = key
+        headers = visible_headers(headers)
         self.headers: Mapping[str, str] = MappingProxyType(
             headers if isinstance(headers, dict) else dict(headers)
         )
