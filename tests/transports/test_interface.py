@@ -30,10 +30,12 @@ from tidings.transports import (
 def test_the_interface_exports_what_a_transport_needs() -> None:
     assert sorted(tidings.transports.__all__) == sorted(
         [
+            "CAP_ATOMIC_BATCH",
             "CAP_DEDUPE",
             "CAP_REPLAY_LOG",
             "COMMON_OPTIONS",
             "ENTRY_POINT_GROUP",
+            "Claimed",
             "Clock",
             "Consumer",
             "DedupeStore",
