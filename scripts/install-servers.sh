@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install the servers the integration tests start privately (RabbitMQ, Redis) when missing.
+# Install the servers the integration tests start privately (RabbitMQ, Redis, PostgreSQL) when
+# missing.
 # The tests never use a system-wide instance: they start their own nodes on free ports.
 set -euo pipefail
 
 missing=()
 command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0

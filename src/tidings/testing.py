@@ -106,6 +106,9 @@ class TestBus:
     Args:
         bus: the bus under test; it must not have been opened.
         clock: the clock to use; a new `ManualClock` by default.
+        database: the application's database for the outbox and inbox, instead of the
+            bus's own (``"sqlite+aiosqlite:///:memory:"`` is a private temporary file,
+            deleted on exit); ``bus.database`` is its engine, for the test's own sessions.
 
     Attributes:
         bus: the bus under test.
@@ -117,7 +120,7 @@ class TestBus:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, bus: Bus, *, clock: ManualClock | None = None) -> None:
+    def __init__(self, bus: Bus, *, clock: ManualClock | None = None, database: Any = None) -> None:
         self.bus = bus
         self.clock = clock or ManualClock()
         self.published: list[PublishedMessage] = []
@@ -133,6 +136,8 @@ class TestBus:
         )
         self.transport = _RecordingTransport(options, self)
         bus.use_transport(self.transport)
+        if database is not None:
+            bus.use_database(database)
 
     async def __aenter__(self) -> Self:
         await self.bus.start()
@@ -152,7 +157,8 @@ class TestBus:
         return [p.type for p in self.published]
 
     async def drain(self, *, retries: bool = False, timeout: float = 10.0) -> None:
-        """Wait until nothing is ready or in flight.
+        """Wait until nothing is ready or in flight (and, on a bus with a ``database``,
+        until the outbox has sent every committed message that is due).
 
         A retry waiting for its time is not ready: after ``drain()`` it is still scheduled.
 
@@ -166,6 +172,8 @@ class TestBus:
         async with asyncio.timeout(timeout):
             while True:
                 await self._settle(broker)
+                if await self.bus._outbox.drain():
+                    continue  # what the relay sent may be handled, and stage more
                 if not retries:
                     return
                 pending = broker.next_available()

@@ -4,29 +4,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import replace
 from datetime import datetime
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, Literal, Self
 
-from .._clock import Clock, SystemClock
+from .._clock import Clock
 from .._exceptions import ConfigError, StateError
-from ..transports import (
-    GroupStats,
-    Transport,
-    TransportOptions,
-    mask_url,
-)
-from ..transports._registry import open_transport
+from ..outbox import OutboxStats
+from ..transports import GroupStats, Transport, TransportOptions, mask_url
 from .dlq import DeadLetters
 from .duration import parse_since
 from .messages import Message
 from .middleware import check_middleware
+from .outbox_link import OutboxLink
 from .publishing import Publisher
 from .retry import Retry
-from .settings import BusState, MiB, TransportFactory, default_source, positive
+from .settings import (
+    BusState,
+    MiB,
+    TransportFactory,
+    build_transport,
+    check_bus_options,
+    default_source,
+    outbox_settings,
+    transport_given,
+    transport_options,
+)
 from .stats import AlertThresholds, evaluate_alerts
-from .subscription import Group, HandlerFunc, registry_add
+from .subscription import Group, HandlerFunc, HandlerOptions, check_group_names, registry_add
 from .url import resolve_url
 from .workers import Workers
 
@@ -63,6 +69,10 @@ class Bus:
             called with this bus's settings when it starts.
         poison_after: a dead letter replayed this many times that fails again is poisoned:
             ``replay(all=True)`` leaves it alone unless asked (default 3).
+        database: the application's database (an async SQLAlchemy URL or `AsyncEngine`)
+            for the outbox and transactional handlers; see `tidings.outbox` for it and for
+            ``outbox_retention`` (1 h), ``outbox_attempts`` (10), ``inbox_ttl`` (7 days),
+            ``outbox_poll`` (1 s), ``outbox_lease`` (30 s) and ``create_tables``.
         **options: the transport's own options, e.g. RabbitMQ's ``queue_type``; a name the
             transport does not know is a `ConfigError`, raised before any connection.
     """
@@ -86,15 +96,19 @@ class Bus:
         alert_thresholds: AlertThresholds | None = None,
         transport: Transport | TransportFactory | None = None,
         poison_after: int = 3,
+        database: Any = None,
+        outbox_retention: float = 3600.0,
+        outbox_attempts: int = 10,
+        inbox_ttl: float = 7 * 24 * 3600.0,
+        outbox_poll: float = 1.0,
+        outbox_lease: float = 30.0,
+        create_tables: bool = True,
         **options: Any,
     ) -> None:
-        if on_unroutable not in ("error", "ignore"):
-            raise ConfigError(f"on_unroutable must be 'error' or 'ignore', not {on_unroutable!r}")
-        if wire not in ("structured", "binary"):
-            raise ConfigError(f"wire must be 'structured' or 'binary', not {wire!r}")
-        positive("max_message_size", max_message_size)
-        positive("lease", lease)
-        positive("poison_after", poison_after, integer=True)
+        check_bus_options(on_unroutable, wire, max_message_size, lease, poison_after)
+        outbox = outbox_settings(
+            outbox_retention, outbox_attempts, inbox_ttl, outbox_poll, outbox_lease, create_tables
+        )
         self.url = resolve_url(url)
         self.name = name
         self.source = source or default_source()
@@ -105,14 +119,7 @@ class Bus:
         self.max_message_size = int(max_message_size)
         self.wire = wire
         self.poison_after = poison_after
-        if isinstance(transport, Transport):
-            clock = transport.options.clock
-        elif transport is not None and not callable(transport):
-            raise ConfigError(
-                "transport must be a tidings.transports.Transport or a factory "
-                f"(url, options) -> Transport, not {type(transport).__name__}"
-            )
-        self.clock = clock or SystemClock()
+        self._factory, self._transport, self.clock = transport_given(transport, clock)
         self.alert_thresholds = alert_thresholds
         self._options = TransportOptions(
             name=name,
@@ -125,10 +132,7 @@ class Bus:
             on_unroutable=on_unroutable,
         )
         self._extra = MappingProxyType(dict(options))
-        common = {f.name: getattr(self._options, f.name) for f in fields(TransportOptions)}
-        self._transport_options: dict[str, Any] = {**common, **options}
-        self._factory = transport if not isinstance(transport, Transport) else None
-        self._transport: Transport | None = transport if isinstance(transport, Transport) else None
+        self._outbox = OutboxLink(database, bus=name, settings=outbox)
         self._publisher = self._make_publisher()
         self._groups: dict[str, Group] = {}
         self._workers: Workers | None = None
@@ -147,6 +151,7 @@ class Bus:
         ordered: bool = False,
         timeout: float | None = 300.0,
         max_ready: int | None = None,
+        transactional: bool = False,
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Register an async handler for events whose type matches `pattern` (a decorator).
 
@@ -163,30 +168,19 @@ class Bus:
             timeout: seconds before a running handler is cancelled (a failed attempt).
             max_ready: most ready messages the group holds; publishing past it raises
                 `QueueFull` at once (a group setting; RabbitMQ needs quorum queues).
+            transactional: run the handler in a transaction of the bus's ``database``
+                (``ctx.session``) holding the event's inbox row: its writes and its context
+                publishes commit together, and a duplicate is acknowledged without running.
 
         Raises:
             StateError: the bus is open already.
             ConfigError: a bad pattern or option, or one that conflicts in the group.
         """
-        if self._state is not BusState.NEW:
-            raise StateError("subscribe handlers before the bus is opened")
-
-        def register(func: HandlerFunc) -> HandlerFunc:
-            registry_add(
-                self._groups,
-                pattern=pattern,
-                func=func,
-                group=group,
-                retry=retry,
-                concurrency=concurrency,
-                idempotent=idempotent,
-                ordered=ordered,
-                timeout=timeout,
-                max_ready=max_ready,
-            )
-            return func
-
-        return register
+        self._state.check_new("subscribe handlers")
+        options = HandlerOptions(
+            group, retry, concurrency, idempotent, ordered, timeout, max_ready, transactional
+        )
+        return lambda func: registry_add(self._groups, pattern, func, options).func
 
     @property
     def groups(self) -> dict[str, Group]:
@@ -217,22 +211,30 @@ class Bus:
 
     def use_transport(self, transport: Transport) -> None:
         """Run this bus on an already built transport (used by `tidings.testing`)."""
-        if self._state is not BusState.NEW:
-            raise StateError("the transport can only be replaced before the bus is opened")
+        self._state.check_new("the transport can only be replaced")
         self._transport = transport
         self.clock = transport.options.clock
+        self._options = replace(self._options, clock=self.clock)
         self._publisher = self._make_publisher()
+
+    def use_database(self, database: Any) -> None:
+        """Use `database` for the outbox and inbox instead (used by `tidings.testing`)."""
+        self._state.check_new("the database can only be replaced")
+        self._outbox = self._outbox.using(database)
+
+    @property
+    def database(self) -> Any:
+        """The `AsyncEngine` of the application's database (``Bus(database=...)``), or None."""
+        return self._outbox.engine
 
     def _make_publisher(self) -> Publisher:
         return Publisher(
-            bus=self.name,
+            self._options,
             source=self.source,
             wire=self.wire,
-            max_message_size=self.max_message_size,
-            on_unroutable=self.on_unroutable,
             middleware=self.middleware,
-            clock=self.clock,
             transport=lambda: self.transport,
+            stage=lambda session, messages: self._outbox.stage(session, messages),
         )
 
     async def start(self, *, groups: Sequence[str] | None = None) -> None:
@@ -240,33 +242,26 @@ class Bus:
 
         `groups` limits the consumers to those groups (all groups are still declared).
         """
-        if self._state is BusState.OPEN:
-            raise StateError(f"bus {self.name!r} is already open")
-        if self._state is BusState.CLOSED:
-            raise StateError(f"bus {self.name!r} is closed; create a new Bus")
-        unknown = sorted(set(groups or ()) - set(self._groups))
-        if unknown:
-            raise ConfigError(
-                f"no group named {', '.join(map(repr, unknown))} on this bus; "
-                f"it has {', '.join(map(repr, sorted(self._groups))) or 'none'}"
-            )
-        transport = self._transport or self._open_transport()
+        self._state.check_can_start(self.name)
+        check_group_names(self._groups, groups)
+        self._outbox.check(self._groups.values())
+        transport = self._transport or build_transport(
+            self._factory, self.url, transport_options(self._options, self._extra)
+        )
         await transport.open()
-        self._transport = transport
-        self._state = BusState.OPEN
+        self._transport, self._state = transport, BusState.OPEN
         try:
             if self._groups:
                 await self.declare()
+            await self._outbox.start(transport, self.clock, self.on_unroutable)
             if self.consume:
                 self._workers = Workers(
-                    transport=transport,
+                    transport,
+                    self._options,
                     middleware=self.middleware,
                     flush=self._publisher.flush,
-                    clock=self.clock,
                     source=self.source,
-                    dedupe_url=self._options.dedupe_url,
-                    dedupe_ttl=self._options.dedupe_ttl,
-                    namespace=self.name,
+                    transactions=self._outbox.transactions,
                 )
                 await self._workers.start(
                     g for g in self._groups.values() if not groups or g.name in groups
@@ -275,16 +270,6 @@ class Bus:
             await self.close()
             raise
         logger.info("bus %r open on %s", self.name, mask_url(self.url))
-
-    def _open_transport(self) -> Transport:
-        if self._factory is not None:
-            made = self._factory(self.url, self._transport_options)
-            if not isinstance(made, Transport):
-                raise ConfigError(
-                    f"the transport factory returned {type(made).__name__}, not a Transport"
-                )
-            return made
-        return open_transport(self.url, self._transport_options)
 
     async def declare(self) -> None:
         """Create this bus's groups and their bindings on the broker (idempotent)."""
@@ -299,6 +284,7 @@ class Bus:
         if self._workers is not None:
             await self._workers.stop(drain_timeout)
             self._workers = None
+        await self._outbox.close()
         if self._transport is not None:
             await self._transport.close()
         logger.info("bus %r closed", self.name)
@@ -307,12 +293,7 @@ class Bus:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     # -- publishing ------------------------------------------------------------------------
@@ -325,6 +306,7 @@ class Bus:
         id: str | None = None,
         headers: Mapping[str, str] | None = None,
         delay: float | None = None,
+        session: Any = None,
     ) -> str:
         """Publish `event` to every group subscribed to its type; return its id once the
         broker has made it durable.
@@ -334,16 +316,22 @@ class Bus:
             id: the event id, instead of a new UUID (a retried request reuses it).
             headers: extra transport headers, seen as ``ctx.headers``.
             delay: seconds before consumers can take it.
+            session: a SQLAlchemy `AsyncSession` of the bus's ``database``: stage the event
+                in its transaction (the outbox; the relay sends it once that commits).
 
         Raises:
-            Unroutable: no group takes it (unless ``on_unroutable="ignore"``).
+            Unroutable: no group takes it (unless ``on_unroutable="ignore"``; a staged
+                event that no group takes becomes dead in the outbox).
             MessageTooLarge: it is over ``max_message_size``.
         """
-        return await self._publisher.publish(event, key=key, id=id, headers=headers, delay=delay)
+        return await self._publisher.publish(
+            event, key=key, id=id, headers=headers, delay=delay, session=session
+        )
 
-    async def publish_many(self, events: Iterable[Message]) -> list[str]:
-        """Publish several events with one confirm; return their ids in order."""
-        return await self._publisher.publish_all(list(events))
+    async def publish_many(self, events: Iterable[Message], *, session: Any = None) -> list[str]:
+        """Publish several events with one confirm (or stage them, see `publish`); return
+        their ids in order."""
+        return await self._publisher.publish_all(list(events), session=session)
 
     async def send(
         self,
@@ -353,13 +341,32 @@ class Bus:
         key: str | None = None,
         id: str | None = None,
         delay: float | None = None,
+        session: Any = None,
     ) -> str:
         """Send `command` to the one group `to` (bypassing routing); return its id once it
-        is durable. `key`, `id` and `delay` are as for `publish`; `Unroutable` when no group
-        `to` exists."""
+        is durable. `key`, `id`, `delay`, `session` as for `publish`; `Unroutable` if no `to`."""
         if not to or not isinstance(to, str):
             raise ConfigError("send() needs the target group: send(command, to='group')")
-        return await self._publisher.publish(command, key=key, id=id, to=to, delay=delay)
+        return await self._publisher.publish(
+            command, key=key, id=id, to=to, delay=delay, session=session
+        )
+
+    def stage(
+        self,
+        session: Any,
+        message: Message,
+        *,
+        key: str | None = None,
+        to: str | None = None,
+        id: str | None = None,
+        delay: float | None = None,
+    ) -> str:
+        """Stage `message` in a synchronous SQLAlchemy `Session`'s transaction (the outbox):
+        the relay publishes it (or sends it to group `to`) once that commits; a rollback
+        drops it. Return its id at once. Publish middleware does not run for it (nor
+        routing checks: an unroutable message becomes dead in the outbox)."""
+        out = self._publisher.build(message, key=key, id=id, to=to, delay=delay)
+        return self._outbox.stage_sync(session, out)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -379,6 +386,10 @@ class Bus:
         a duration like ``"10m"``, ``"2h"``, ``"1d"``), marked replayed, bypassing dedupe.
         Return how many. Raises `NotSupported` on transports without a log."""
         return await self.transport.replay(group, parse_since(since, self.clock.time()))
+
+    async def outbox_stats(self) -> OutboxStats:
+        """Pending and dead messages of this bus's outbox, and the oldest pending's age."""
+        return await self._outbox.stats()
 
     async def ping(self) -> None:
         """Raise `BrokerUnavailable` unless the broker answers."""

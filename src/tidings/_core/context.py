@@ -6,11 +6,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._codec.envelope import Envelope
+from .._exceptions import StateError
 from .failures import visible_headers
 from .messages import Message
+
+if TYPE_CHECKING:
+    from ..outbox._inbox import HandlerSession
 
 __all__ = ["Context", "Pending"]
 
@@ -59,6 +63,7 @@ class Context:
         headers: transport headers as received (read-only), without tidings' bookkeeping.
         replayed: True when delivered by `Bus.replay` from the retained log; dedupe is
             bypassed for it.
+        session: the SQLAlchemy `AsyncSession` of a transactional handler (see `session`).
     """
 
     __slots__ = (
@@ -71,6 +76,7 @@ class Context:
         "replayed",
         "_out",
         "_work",
+        "_session",
     )
 
     def __init__(
@@ -97,6 +103,8 @@ class Context:
         # What the pipeline's stages know of this delivery (the raw delivery, the decoded
         # data, the chosen handler); None for a context made outside a pipeline.
         self._work: Any = None
+        # The inbox transaction of a transactional handler, while it runs.
+        self._session: HandlerSession | None = None
 
     def _derived_id(self) -> str:
         # Same incoming event, group and position -> same id, so a re-run after a crash
@@ -157,6 +165,26 @@ class Context:
         event_id = id or self._derived_id()
         self._out.append(Pending(command, event_id, key, to, None, delay))
         return event_id
+
+    @property
+    def session(self) -> HandlerSession:
+        """The `AsyncSession` of a transactional handler (``subscribe(...,
+        transactional=True)``), in the transaction tidings opened for this delivery.
+
+        What the handler writes with it, the inbox row that marks the event handled, and
+        what it publishes through this context (staged in the outbox) commit together once
+        the handler returns, or roll back together if it fails. Do not commit it yourself.
+
+        Raises:
+            StateError: the handler is not transactional.
+        """
+        if self._session is None:
+            raise StateError(
+                f"ctx.session is for transactional handlers: group {self.group!r} handles "
+                f"{self.envelope.type!r} without one; subscribe(..., transactional=True) "
+                "on a Bus(database=...)"
+            )
+        return self._session
 
     @property
     def pending(self) -> tuple[Pending, ...]:

@@ -25,10 +25,12 @@ from .stages import (
     Claim,
     Decoded,
     Flush,
+    Inbox,
     Invoke,
     RetryPolicy,
     Stage,
     Timeout,
+    Transactions,
     Validate,
     chain,
     outcome_of_failure,
@@ -82,6 +84,7 @@ class Pipeline:
         clock: Clock,
         source: str,
         rng: random.Random | None = None,
+        transactions: Transactions | None = None,
     ) -> None:
         self.group = group
         self.transport = transport
@@ -92,7 +95,10 @@ class Pipeline:
         stages: list[Stage] = [Validate(group)]
         if dedupe is not None:
             stages.append(Claim(group.name, dedupe, dedupe_ttl, clock.time))
-        stages += [RetryPolicy(self.rng), self._timeout, Invoke(flush)]
+        stages.append(RetryPolicy(self.rng))
+        if transactions is not None and group.transactional:
+            stages.append(Inbox(transactions))
+        stages += [self._timeout, Invoke(flush)]
         self._stack = consume_stack(middleware, chain(stages), self._on_middleware_error)
 
     def _on_middleware_error(self, ctx: Context, exc: Exception) -> Outcome:

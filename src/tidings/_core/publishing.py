@@ -4,62 +4,75 @@ Without middleware a publish builds its message and hands it to the transport at
 middleware each message goes down the publish stack, whose innermost step encodes it,
 publishes it and waits for the broker's confirm. Several messages published together
 (`publish_many`, the messages a handler's context held) still leave in one transport call:
-their stacks run side by side and meet at one `_Batch`.
+their stacks run side by side and meet at one `Batch`.
+
+A publish given a ``session`` runs the same way, but its innermost step stages the encoded
+messages as outbox rows in that session's transaction instead of publishing them (the relay
+sends them once it commits).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-from .._clock import Clock
 from .._codec.cloudevents import encode
 from .._codec.envelope import Envelope, new_envelope, new_event_id
 from .._exceptions import MessageTooLarge, Unroutable
-from ..transports import CAP_ATOMIC_BATCH, OutgoingMessage, Transport
+from ..transports import CAP_ATOMIC_BATCH, OutgoingMessage, Transport, TransportOptions
+from .batch import Batch, ids_or_raise, leave_batch, place_of, reset
 from .context import Context, Pending
 from .messages import Message, message_type_of
 from .middleware import Publication, PublishStack, publish_stack
 
-__all__ = ["Publisher"]
+__all__ = ["Publisher", "Stage"]
+
+Stage = Callable[[object, Sequence[OutgoingMessage]], Awaitable[None]]
+"""Stages encoded messages as outbox rows in a session's transaction."""
+
+# The session the publish under way stages into (None: publish to the transport). Tasks a
+# batch starts copy it, so every stack of a `publish_many(..., session=)` stages.
+_SESSION: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "tidings_publish_session", default=None
+)
 
 
 class Publisher:
     """Builds, encodes and publishes a bus's messages.
 
     Args:
-        bus: the bus name (for error messages).
+        options: the bus's common settings: its name (for error messages), the largest
+            encoded message accepted (``max_message_size``), ``on_unroutable`` (``"error"``
+            raises `Unroutable` when nothing receives a message), and the clock (the
+            envelope's ``time``).
         source: CloudEvents ``source`` of what it publishes.
         wire: ``"structured"`` or ``"binary"``.
-        max_message_size: the largest encoded message accepted, in bytes.
-        on_unroutable: ``"error"`` raises `Unroutable` when nothing receives a message.
         middleware: the bus's middleware (those with a publish hook take part).
-        clock: time source for the envelope's ``time``.
         transport: returns the open transport (raises `StateError` when the bus is not open).
+        stage: stages messages in a session's transaction (the bus's outbox).
     """
 
     def __init__(
         self,
+        options: TransportOptions,
         *,
-        bus: str,
         source: str,
         wire: Literal["structured", "binary"],
-        max_message_size: int,
-        on_unroutable: Literal["error", "ignore"],
         middleware: Sequence[object],
-        clock: Clock,
         transport: Callable[[], Transport],
+        stage: Stage,
     ) -> None:
-        self.bus = bus
+        self.bus = options.name
         self.source = source
         self.wire = wire
-        self.max_message_size = max_message_size
-        self.on_unroutable = on_unroutable
-        self.clock = clock
+        self.max_message_size = options.max_message_size
+        self.on_unroutable = options.on_unroutable
+        self.clock = options.clock
         self._transport = transport
+        self._stage = stage
         self.middleware = list(middleware)
         inner = self._innermost  # one bound method, so `is` below compares like with like
         stack = publish_stack(middleware, inner)
@@ -145,41 +158,67 @@ class Publisher:
         to: str | None = None,
         headers: Mapping[str, str] | None = None,
         delay: float | None = None,
+        session: object | None = None,
     ) -> str:
-        """Publish one message through the stack; return its id once confirmed."""
-        if self._stack is not None:
-            pub = self.publication(message, key=key, id=id, to=to, headers=headers, delay=delay)
-            # A publish from inside a batched message's middleware is not part of its batch.
-            token = _PLACE.set(None)
-            try:
-                return await self._stack(pub)
-            finally:
-                _PLACE.reset(token)
-        # Without middleware, no `Publication` is made: straight to the transport.
-        out = [self._outgoing_of(message, key, id, to, headers, delay, None)]
-        self.check_routed(out, await self._transport().publish(out))
-        return out[0].id
+        """Publish one message through the stack; return its id once confirmed (or, with a
+        `session`, once staged in its transaction)."""
+        token = _SESSION.set(session)
+        try:
+            if self._stack is not None:
+                pub = self.publication(message, key=key, id=id, to=to, headers=headers, delay=delay)
+                # A publish from inside a batched message's middleware is not in its batch.
+                place = leave_batch()
+                try:
+                    return await self._stack(pub)
+                finally:
+                    reset(place)
+            # Without middleware, no `Publication` is made: straight to the transport.
+            out = [self._outgoing_of(message, key, id, to, headers, delay, None)]
+            self.check_routed(out, await self.deliver(out))
+            return out[0].id
+        finally:
+            _SESSION.reset(token)
 
     async def publish_all(
-        self, items: Sequence[Pending | Message], cause: Envelope | None = None
+        self,
+        items: Sequence[Pending | Message],
+        cause: Envelope | None = None,
+        session: object | None = None,
     ) -> list[str]:
-        """Publish several messages with one confirm; return their ids in order.
+        """Publish several messages with one confirm (or stage them in `session`'s
+        transaction); return their ids in order.
 
         `items` are messages (published with fresh ids) or the `Pending` messages a handler's
         context held; `cause` is the event they were published in response to.
         """
         if not items:
             return []
-        if self._stack is None:
-            messages = [self._prepared(item, cause) for item in items]
-            self.check_routed(messages, await self._transport().publish(messages))
-            return [m.id for m in messages]
-        pubs = [self._publication_of(item, cause) for item in items]
-        batch = _Batch(self, len(pubs))
-        results = await asyncio.gather(
-            *(batch.run(self._stack, p) for p in pubs), return_exceptions=True
-        )
-        return _ids_or_raise(results)
+        token = _SESSION.set(session)
+        try:
+            if self._stack is None:
+                messages = [self._prepared(item, cause) for item in items]
+                self.check_routed(messages, await self.deliver(messages))
+                return [m.id for m in messages]
+            pubs = [self._publication_of(item, cause) for item in items]
+            batch = Batch(self, len(pubs))
+            results = await asyncio.gather(
+                *(batch.run(self._stack, p) for p in pubs), return_exceptions=True
+            )
+            return ids_or_raise(results)
+        finally:
+            _SESSION.reset(token)
+
+    def build(
+        self,
+        message: Message,
+        *,
+        key: str | None,
+        id: str | None,
+        to: str | None,
+        delay: float | None,
+    ) -> OutgoingMessage:
+        """`message` encoded, without publish middleware (`Bus.stage`)."""
+        return self._outgoing_of(message, key, id, to, None, delay, None)
 
     def _prepared(self, item: Pending | Message, cause: Envelope | None) -> OutgoingMessage:
         if isinstance(item, Pending):
@@ -220,21 +259,28 @@ class Publisher:
 
     async def _innermost(self, pub: Publication) -> str:
         """The innermost step of the publish stack: join the batch this stack runs in, if
-        any (see `_Batch`), else publish alone."""
-        place = _PLACE.get()
-        if place is not None and place.take():
-            return await place.batch.join(pub)
-        return await self._publish_one(pub)
-
-    async def _publish_one(self, pub: Publication) -> str:
+        any (see `Batch`), else publish alone."""
+        batch = place_of()
+        if batch is not None:
+            return await batch.join(pub)
         out = [self.outgoing(pub)]
-        self.check_routed(out, await self._transport().publish(out))
+        self.check_routed(out, await self.deliver(out))
         return pub.envelope.id
+
+    async def deliver(self, messages: Sequence[OutgoingMessage]) -> list[bool]:
+        """Publish `messages` in one transport call, or stage them in the session of the
+        publish under way (every one counts as routed: the relay finds out later)."""
+        session = _SESSION.get()
+        if session is None:
+            return await self._transport().publish(messages)
+        await self._stage(session, messages)
+        return [True] * len(messages)
 
     async def flush(self, ctx: Context) -> None:
         """Send what a handler published through its context (after it succeeded), with ids
-        derived from the incoming event and correlation taken from it."""
-        await self.publish_all(ctx.pending, cause=ctx.envelope)
+        derived from the incoming event and correlation taken from it; a transactional
+        handler's go into the outbox, in its transaction."""
+        await self.publish_all(ctx.pending, cause=ctx.envelope, session=ctx._session)
 
     def check_routed(self, messages: Sequence[OutgoingMessage], routed: Sequence[bool]) -> None:
         """Raise `Unroutable` for a message no group took, unless unroutable is ignored; it
@@ -244,6 +290,10 @@ class Publisher:
         pairs = list(zip(messages, routed, strict=True))
         sent = [] if self.atomic else [m.id for m, ok in pairs if ok]
         raise self.unroutable([m for m, ok in pairs if not ok], sent=sent)
+
+    def refused(self, routed: Sequence[bool]) -> bool:
+        """True when a call with these routing flags stored none of its messages."""
+        return self.on_unroutable == "error" and not all(routed) and self.atomic
 
     @property
     def atomic(self) -> bool:
@@ -267,119 +317,3 @@ class Publisher:
             "Bus(on_unroutable='ignore')",
             **ids,
         )
-
-
-def _ids_or_raise(results: Sequence[str | BaseException]) -> list[str]:
-    """The ids of a batch published through hooks; an error of one message raised, with the
-    unroutable ones of the whole batch gathered in one `Unroutable`."""
-    errors = [r for r in results if isinstance(r, BaseException)]
-    if not errors:
-        return [r for r in results if isinstance(r, str)]
-    lost = [e for e in errors if isinstance(e, Unroutable)]
-    other = next((e for e in errors if not isinstance(e, Unroutable)), None)
-    if other is not None:
-        raise other
-    named = [e for e in lost if e.unroutable_ids] or lost
-    raise Unroutable(
-        str(named[0]),
-        sent_ids=[r for r in results if isinstance(r, str)],
-        unroutable_ids=[i for e in lost for i in e.unroutable_ids],
-    )
-
-
-class _Place:
-    """One message's place in a batch, taken by the first ``call_next`` to reach the
-    innermost step (a second call from one middleware publishes on its own)."""
-
-    __slots__ = ("batch", "taken")
-
-    def __init__(self, batch: _Batch) -> None:
-        self.batch = batch
-        self.taken = False
-
-    def take(self) -> bool:
-        if self.taken or self.batch.flushed:
-            return False
-        self.taken = True
-        return True
-
-
-# The place of the message whose stack runs in this task (each `_Batch.run` runs in a task of
-# its own, with its own copy of the context).
-_PLACE: contextvars.ContextVar[_Place | None] = contextvars.ContextVar(
-    "tidings_publish_place", default=None
-)
-
-
-class _Batch:
-    """The meeting point of several publish stacks running side by side.
-
-    Each stack's innermost step adds its message and waits. Once every stack has either
-    arrived or finished without publishing (a middleware may drop a message), the messages
-    go to the transport in one call (one confirm) and each step gets its own result.
-    """
-
-    def __init__(self, publisher: Publisher, expected: int) -> None:
-        self.publisher = publisher
-        self.pending = expected
-        self.messages: list[OutgoingMessage] = []
-        self.results: list[asyncio.Future[bool]] = []
-        self.flushed = False
-        self.failed: BaseException | None = None  # a message that could not be encoded
-        self.refused = False  # an atomic transport stored none of it (one was unroutable)
-        self._sender: asyncio.Task[None] | None = None
-
-    async def run(self, stack: PublishStack, pub: Publication) -> str:
-        """Publish `pub` through `stack`, whose innermost step joins this batch."""
-        place = _Place(self)
-        _PLACE.set(place)
-        try:
-            return await stack(pub)
-        finally:
-            if not place.taken:
-                self._arrived()
-
-    async def join(self, pub: Publication) -> str:
-        try:
-            message = self.publisher.outgoing(pub)
-        except BaseException as exc:
-            self.failed = self.failed or exc  # the whole batch is refused, as without hooks
-            self._arrived()
-            raise
-        result = asyncio.get_running_loop().create_future()
-        self.messages.append(message)
-        self.results.append(result)
-        self._arrived()
-        routed = await result
-        if routed and self.refused:
-            # Stored with none of the batch: one message of it was unroutable.
-            raise Unroutable("the batch was refused whole", sent_ids=(), unroutable_ids=())
-        self.publisher.check_routed([message], [routed])
-        return pub.envelope.id
-
-    def _arrived(self) -> None:
-        self.pending -= 1
-        if self.pending == 0 and not self.flushed:
-            self.flushed = True
-            if self.messages:
-                self._sender = asyncio.get_running_loop().create_task(self._send())
-
-    async def _send(self) -> None:
-        if self.failed is not None:
-            for result in self.results:
-                result.set_exception(self.failed)
-            return
-        try:
-            routed = await self.publisher._transport().publish(self.messages)
-        except BaseException as exc:
-            for result in self.results:
-                if not result.done():
-                    result.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            return
-        publisher = self.publisher
-        self.refused = publisher.on_unroutable == "error" and not all(routed) and publisher.atomic
-        for result, ok in zip(self.results, routed, strict=True):
-            if not result.done():
-                result.set_result(ok)

@@ -16,7 +16,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -31,10 +31,12 @@ from .watchdog import Watchdog
 __all__ = [
     "Claim",
     "Decoded",
+    "Inbox",
     "Invoke",
     "RetryPolicy",
     "Stage",
     "Timeout",
+    "Transactions",
     "Validate",
     "chain",
     "outcome_of_failure",
@@ -46,6 +48,27 @@ _DEFAULT_RETRY = Retry()
 _ACK = Outcome.ack()
 
 Flush = Callable[[Context], Awaitable[None]]
+
+T = TypeVar("T")
+
+
+class Transactions(Protocol):
+    """Runs a transactional handler in the inbox transaction (the bus's outbox)."""
+
+    async def run_transaction(
+        self,
+        group: str,
+        event_id: str,
+        *,
+        replayed: bool,
+        body: Callable[[Any], Awaitable[T]],
+        duplicate: Callable[[], T],
+        busy: Callable[[str], T],
+    ) -> T:
+        """Run `body(session)` in a transaction holding the inbox row of the event, and
+        commit; ``duplicate()`` when the event was handled, ``busy(reason)`` when the
+        database cannot take the row now."""
+        ...
 
 
 @dataclass(slots=True)
@@ -222,6 +245,47 @@ class RetryPolicy(Stage):
             raise
         except Exception as exc:
             return outcome_of_failure(ctx, exc, self.rng)
+
+
+class Inbox(Stage):
+    """Transactional handlers: run the rest of the stack in a database transaction that
+    also holds the event's inbox row, and commit it before the delivery is acknowledged.
+
+    The handler gets the session as ``ctx.session``; what it publishes through its context
+    is staged in the outbox in the same transaction. An event whose row exists is a
+    duplicate, acknowledged without running. A failure rolls back every write and
+    propagates (the retry policy outside turns it into an outcome). A database that cannot
+    take the row postpones the delivery, uncounted. Replays run again."""
+
+    busy_delay = 5.0
+    """Seconds a delivery waits when the inbox cannot be written."""
+
+    def __init__(self, transactions: Transactions) -> None:
+        self.transactions = transactions
+
+    async def __call__(self, ctx: Context) -> Outcome:
+        handler = ctx._work.handler
+        if handler is None or not handler.transactional:
+            return await self.next(ctx)
+
+        async def inside(session: Any) -> Outcome:
+            ctx._session = session
+            try:
+                return await self.next(ctx)
+            finally:
+                ctx._session = None
+
+        return await self.transactions.run_transaction(
+            ctx.group,
+            ctx.event_id,
+            replayed=ctx.replayed,
+            body=inside,
+            duplicate=Outcome.duplicate,
+            busy=self._busy,
+        )
+
+    def _busy(self, reason: str) -> Outcome:
+        return Outcome.postpone(self.busy_delay, reason)
 
 
 class Timeout(Stage):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,14 @@ from ..transports._group import GroupSpec
 from ..transports._routing import matches, patterns_overlap, validate_pattern
 from .retry import Retry
 
-__all__ = ["Group", "Handler", "HandlerFunc", "registry_add"]
+__all__ = [
+    "Group",
+    "Handler",
+    "HandlerFunc",
+    "HandlerOptions",
+    "check_group_names",
+    "registry_add",
+]
 
 HandlerFunc = Callable[..., Awaitable[None]]
 
@@ -34,6 +41,7 @@ class Handler:
     adapter: TypeAdapter[Any] | None
     model: type[BaseModel] | None
     wants_context: bool
+    transactional: bool = False
 
     @property
     def name(self) -> str:
@@ -76,6 +84,11 @@ class Group:
     def idempotent(self) -> bool:
         return any(h.idempotent for h in self.handlers)
 
+    @property
+    def transactional(self) -> bool:
+        """True when a handler of the group runs in an inbox transaction."""
+        return any(h.transactional for h in self.handlers)
+
 
 def _annotation_of(func: HandlerFunc) -> tuple[Any, bool]:
     """The first parameter's annotation and whether the handler takes a context."""
@@ -113,21 +126,28 @@ def _adapter_for(annotation: Any) -> tuple[TypeAdapter[Any] | None, type[BaseMod
     raise ConfigError(f"cannot validate events into {annotation!r}: annotate with a pydantic model")
 
 
+@dataclass(frozen=True, slots=True)
+class HandlerOptions:
+    """The options of one `Bus.subscribe` call (see there)."""
+
+    group: str | None = None
+    retry: Retry | None = None
+    concurrency: int = 16
+    idempotent: bool = False
+    ordered: bool = False
+    timeout: float | None = 300.0
+    max_ready: int | None = None
+    transactional: bool = False
+
+
 def registry_add(
-    groups: dict[str, Group],
-    *,
-    pattern: str,
-    func: HandlerFunc,
-    group: str | None,
-    retry: Retry | None,
-    concurrency: int,
-    idempotent: bool,
-    ordered: bool,
-    timeout: float | None,
-    max_ready: int | None = None,
+    groups: dict[str, Group], pattern: str, func: HandlerFunc, options: HandlerOptions
 ) -> Handler:
     """Register `func` and return its handler; refuse conflicting group settings and
     overlapping patterns in one group with a `ConfigError`."""
+    group, retry, concurrency = options.group, options.retry, options.concurrency
+    idempotent, ordered, timeout = options.idempotent, options.ordered, options.timeout
+    max_ready = options.max_ready
     validate_pattern(pattern)
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be a positive integer, not {concurrency!r}")
@@ -169,9 +189,20 @@ def registry_add(
         adapter=adapter,
         model=model,
         wants_context=wants_context,
+        transactional=bool(options.transactional),
     )
     existing.handlers.append(handler)
     return handler
+
+
+def check_group_names(groups: Mapping[str, Group], names: Iterable[str] | None) -> None:
+    """Refuse `names` that are not groups of `groups`, naming them and the ones there are."""
+    unknown = sorted(set(names or ()) - set(groups))
+    if unknown:
+        raise ConfigError(
+            f"no group named {', '.join(map(repr, unknown))} on this bus; "
+            f"it has {', '.join(map(repr, sorted(groups))) or 'none'}"
+        )
 
 
 def _merge(group: str, option: str, current: Any, new: Any, default: Any) -> Any:

@@ -7,11 +7,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from .._clock import Clock
 from .._exceptions import ConfigError
-from ..transports import Consumer, DedupeStore, Deliver, Delivery, Transport
+from ..transports import Consumer, DedupeStore, Deliver, Delivery, Transport, TransportOptions
 from .context import Context
 from .pipeline import Pipeline
+from .stages import Transactions
 from .subscription import Group
 
 __all__ = ["Workers"]
@@ -24,35 +24,34 @@ class Workers:
 
     Args:
         transport: the open transport.
+        options: the bus's common settings: its name (the dedupe store's key prefix), its
+            clock, the external dedupe store (for transports without their own) and its TTL.
         middleware: the bus's middleware.
         flush: sends the messages a handler's context held.
-        clock: the bus's clock.
         source: the bus's CloudEvents source (for foreign messages).
-        dedupe_url: the external dedupe store, for transports without their own.
-        dedupe_ttl: seconds a dedupe marker lives.
-        namespace: the bus name (the dedupe store's key prefix).
+        transactions: the bus's outbox, for transactional handlers (None without a
+            database).
     """
 
     def __init__(
         self,
-        *,
         transport: Transport,
+        options: TransportOptions,
+        *,
         middleware: list[object],
         flush: Callable[[Context], Awaitable[None]],
-        clock: Clock,
         source: str,
-        dedupe_url: str | None,
-        dedupe_ttl: float,
-        namespace: str,
+        transactions: Transactions | None = None,
     ) -> None:
         self.transport = transport
         self.middleware = middleware
         self.flush = flush
-        self.clock = clock
+        self.clock = options.clock
         self.source = source
-        self.dedupe_url = dedupe_url
-        self.dedupe_ttl = dedupe_ttl
-        self.namespace = namespace
+        self.dedupe_url = options.dedupe_url
+        self.dedupe_ttl = options.dedupe_ttl
+        self.namespace = options.name
+        self.transactions = transactions
         self._consumers: list[Consumer] = []
         self._pipelines: list[Pipeline] = []
         self._dedupe: DedupeStore | None = None
@@ -69,6 +68,7 @@ class Workers:
                 flush=self.flush,
                 clock=self.clock,
                 source=self.source,
+                transactions=self.transactions,
             )
             self._pipelines.append(pipeline)
             consumer = await self.transport.consume(group.spec(), _guarded(pipeline))

@@ -1,0 +1,153 @@
+"""Relays: several of them keep per-key order on PostgreSQL; a commit wakes a relay at once (in
+the process, and through NOTIFY from another); a relay killed between the broker's confirm and
+marking the rows sent leaves them to be sent again, and a transactional consumer's inbox
+absorbs the copy."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.outbox.app import (
+    OUTBOX,
+    OrderPlaced,
+    Outcomes,
+    count,
+    create_app_tables,
+    effects,
+)
+from tests.support import Children, eventually
+from tidings import Bus, Context
+from tidings.outbox import metadata
+from tidings.transports import OutgoingMessage, split_options
+from tidings.transports.memory import MemoryOptions, MemoryTransport
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Slow(MemoryTransport):
+    """A memory broker with network latency: each publish takes up to 10 ms."""
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> list[bool]:
+        await asyncio.sleep(random.uniform(0.0, 0.01))
+        return await super().publish(messages)
+
+
+def slow_transport(url: str, options: Mapping[str, Any]) -> Slow:
+    common, _ = split_options(options, MemoryOptions, transport="memory")
+    return Slow(url, common)
+
+
+@pytest.mark.postgres
+async def test_three_relays_keep_per_key_order(postgres: str) -> None:
+    keys, per_key, rounds_per_commit = 100, 30, 10
+    broker = f"memory://relays-{uuid.uuid4().hex[:8]}"
+    received: dict[str, list[int]] = defaultdict(list)
+    consumer = Bus(broker)
+
+    @consumer.subscribe("order.placed", group="shipping", ordered=True, concurrency=64)
+    async def ship(event: OrderPlaced, ctx: Context) -> None:
+        assert ctx.key is not None
+        received[ctx.key].append(event.seq)
+
+    relays = [
+        Bus(broker, database=postgres, consume=False, transport=slow_transport) for _ in range(3)
+    ]
+    async with consumer:
+        for relay in relays:
+            await relay.start()
+        try:
+            # Staged while the three relays run, a few rounds of every key per transaction:
+            # each commit wakes all three (one in its process, two through NOTIFY).
+            stager = relays[0]
+            for first in range(0, per_key, rounds_per_commit):
+                async with AsyncSession(stager.database) as session, session.begin():
+                    for seq in range(first, first + rounds_per_commit):
+                        for k in range(keys):
+                            order = OrderPlaced(order_id=f"k{k}-{seq}", seq=seq)
+                            await stager.publish(order, key=f"k{k}", session=session)
+            await eventually(
+                lambda: sum(map(len, received.values())) >= keys * per_key,
+                timeout=30,
+                what="every row delivered",
+            )
+            assert (await stager.outbox_stats()).idle
+        finally:
+            for relay in relays:
+                await relay.close()
+    assert received == {f"k{k}": list(range(per_key)) for k in range(keys)}
+
+
+async def test_a_commit_wakes_the_relay_at_once(database: str) -> None:
+    """The relay polls once a minute here: only a wake-up delivers within the test's time.
+    On SQLite the commit is in the relay's process; on PostgreSQL another bus (standing for
+    another process) commits, and NOTIFY wakes the relay."""
+    broker = f"memory://wake-{uuid.uuid4().hex[:8]}"
+    received: list[str] = []
+    relay = Bus(broker, database=database, outbox_poll=60.0)
+
+    @relay.subscribe("order.placed", group="shipping")
+    async def ship(event: OrderPlaced) -> None:
+        received.append(event.order_id)
+
+    postgres = database.startswith("postgresql")
+    stager = Bus(broker, database=database) if postgres else relay
+    async with relay:
+        for n in range(2):
+            if n:
+                await asyncio.sleep(0.5)  # the relay is asleep again, its listener connected
+            async with AsyncSession(stager.database) as session, session.begin():
+                await stager.publish(OrderPlaced(order_id=f"o-{n}"), session=session)
+            await eventually(lambda n=n: len(received) > n, timeout=10, what=f"event {n}")
+    await stager.close()
+    assert received == ["o-0", "o-1"]
+
+
+async def test_a_relay_killed_after_the_confirm_sends_again_and_the_inbox_absorbs_it(
+    tmp_path: Path, children: Children
+) -> None:
+    broker = f"sqlite:///{tmp_path / 'broker.db'}"
+    database = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    outcomes = Outcomes()
+    worker = Bus(broker, database=database, middleware=[outcomes], outbox_poll=0.2)
+
+    @worker.subscribe("order.placed", group="billing", transactional=True)
+    async def bill(event: OrderPlaced, ctx: Context) -> None:
+        await ctx.session.execute(effects.insert().values(event_id=ctx.event_id, note="billed"))
+
+    # Given the billing group on the broker, and an event committed in the outbox
+    async with Bus(broker, consume=False) as declarer:
+        await declarer.transport.declare([g.spec() for g in worker.groups.values()])
+    stager = Bus(broker, database=database)
+    async with stager.database.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    await create_app_tables(stager.database)
+    async with AsyncSession(stager.database) as session, session.begin():
+        event_id = await stager.publish(OrderPlaced(order_id="o-1"), session=session)
+    # When a relay publishes it and dies before marking it sent
+    child = children.start("python", "-m", "tests.outbox.relay_child", broker, database, cwd=ROOT)
+    status = await asyncio.to_thread(child.wait, 60)
+    assert status == -signal.SIGKILL, child.log
+    async with stager.database.connect() as conn:
+        (state,) = (await conn.execute(select(OUTBOX.c.state))).scalars().all()
+    assert state == "pending"
+    await stager.close()
+    # Then another relay sends it again once the lease ends; the inbox absorbs the copy
+    async with worker:
+        await eventually(
+            lambda: outcomes.of(event_id) == ["ack", "duplicate"],
+            timeout=20,
+            what="the first delivery and its copy",
+        )
+        assert (await worker.outbox_stats()).idle
+        assert await count(worker.database, effects, event_id=event_id) == 1
