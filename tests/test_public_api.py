@@ -27,6 +27,7 @@ def test_all_is_pinned() -> None:
             "Middleware",
             "NotSupported",
             "Outcome",
+            "OutboxStats",
             "Permanent",
             "QueueFull",
             "Retry",

@@ -30,6 +30,7 @@ from ._exceptions import (
     Unroutable,
 )
 from ._version import __version__
+from .outbox import OutboxStats
 from .transports import GroupStats
 
 # `Publication` (what a publish middleware is given) is importable from here too; it is
@@ -52,6 +53,7 @@ __all__ = [
     "Middleware",
     "NotSupported",
     "Outcome",
+    "OutboxStats",
     "Permanent",
     "QueueFull",
     "Retry",
