@@ -6,10 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings import Bus, Context, Event, Outcome, Retry, Unroutable
 from tidings.observability import Prometheus, saga_completed
@@ -218,6 +220,32 @@ async def test_outbox_gauges_for_a_bus_with_an_outbox() -> None:
     assert value(registry, "tidings_outbox_oldest_age_seconds") == 12.5
     names = [f.name for f in registry.collect()]
     assert names.count("tidings_outbox_pending") == 1
+
+
+async def test_outbox_gauges_of_a_real_outbox(tmp_path: Path) -> None:
+    # Given a bus with an outbox, a message staged in a transaction and sent by the relay
+    registry = CollectorRegistry()
+    prometheus = Prometheus(registry=registry)
+    database = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    bus = Bus("memory://", database=database, middleware=[prometheus])
+
+    @bus.subscribe("order.placed", group="inventory")
+    async def reserve(event: OrderPlaced) -> None:
+        pass
+
+    async with TestBus(bus) as tb:
+        async with AsyncSession(bus.database) as session, session.begin():
+            await bus.publish(OrderPlaced(order_id="o-1"), session=session)
+        await tb.drain()
+
+        # When the gauges are refreshed
+        await prometheus.refresh(bus)
+        stats = await bus.outbox_stats()
+
+    # Then they say what the outbox says: nothing pending once the relay sent it
+    assert stats.pending == 0
+    assert value(registry, "tidings_outbox_pending") == 0
+    assert value(registry, "tidings_outbox_oldest_age_seconds") == stats.oldest_age
 
 
 def test_saga_completions_and_durations() -> None:
