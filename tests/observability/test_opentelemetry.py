@@ -4,12 +4,14 @@ recorded with the SDK's in-memory exporter."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidings import Bus, Command, Context, Event, Permanent, Retry
 from tidings.observability import OpenTelemetry, messaging_system
@@ -250,3 +252,34 @@ def test_messaging_system_of_each_transport() -> None:
     assert messaging_system("sqlite:///tidings.db") == "tidings"
     assert messaging_system("memory://") == "tidings"
     assert OpenTelemetry(system="rabbitmq").system == "rabbitmq"
+
+
+async def test_a_message_staged_in_the_outbox_stays_in_the_request_s_trace(
+    provider: TracerProvider, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    # Given a bus with an outbox and a request span that stages an order in a transaction
+    bus = Bus(
+        "memory://",
+        database=f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+        middleware=[OpenTelemetry("memory://", tracer_provider=provider)],
+    )
+
+    @bus.subscribe("order.placed", group="billing")
+    async def bill(event: OrderPlaced) -> None:
+        pass
+
+    tracer = provider.get_tracer("web")
+    async with TestBus(bus) as tb:
+        with tracer.start_as_current_span("POST /orders") as request:
+            async with AsyncSession(bus.database) as session, session.begin():
+                await bus.publish(OrderPlaced(order_id="o-1"), session=session)
+        # When the relay sends it, outside the request
+        await tb.drain()
+
+    # Then the send span is the request's child, and the process span the send's
+    send = one(exporter, "send order.placed")
+    process = one(exporter, "process billing")
+    trace_id = request.get_span_context().trace_id
+    assert send.context.trace_id == trace_id == process.context.trace_id
+    assert parent_of(send) == request.get_span_context().span_id
+    assert parent_of(process) == send.context.span_id
