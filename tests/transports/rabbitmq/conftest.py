@@ -6,6 +6,7 @@ import contextlib
 import uuid
 
 import aio_pika
+import pika
 import pytest
 
 from tests.servers import (  # noqa: F401 - session fixtures
@@ -85,6 +86,31 @@ async def namespace(rabbitmq_node, redis_server):  # noqa: F811
         yield ns
     finally:
         await ns.aclose()
+
+
+def publish_raw(url: str, queue: str, messages: list[tuple[str, bytes, str | None, dict]]) -> None:
+    """Put messages (message id, body, content type, headers) straight into `queue`, as
+    another producer would, through a plain client with confirms (synchronous: run it in a
+    thread)."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for message_id, body, content_type, headers in messages:
+            channel.basic_publish(
+                "",
+                queue,
+                body,
+                pika.BasicProperties(
+                    content_type=content_type,
+                    headers=headers,
+                    message_id=message_id,
+                    delivery_mode=2,
+                ),
+                mandatory=True,
+            )
+    finally:
+        connection.close()
 
 
 def one_line(exc: BaseException) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-import pika
 import pytest
 
 from tests.support import eventually
+from tests.transports.rabbitmq.conftest import publish_raw
 from tidings import Event
 
 pytestmark = pytest.mark.rabbitmq
@@ -68,25 +68,8 @@ def _raw_messages() -> list[tuple[str, bytes, str | None, dict]]:
 
 
 def _publish_raw(url: str, queue: str, messages: list[tuple[str, bytes, str | None, dict]]):
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        for message_id, body, content_type, headers in messages:
-            channel.basic_publish(
-                "",
-                queue,
-                body,
-                pika.BasicProperties(
-                    content_type=content_type,
-                    headers={"tidings-routing-key": "note.kept", **headers},
-                    message_id=message_id,
-                    delivery_mode=2,
-                ),
-                mandatory=True,
-            )
-    finally:
-        connection.close()
+    routed = [(i, b, c, {"tidings-routing-key": "note.kept", **h}) for i, b, c, h in messages]
+    publish_raw(url, queue, routed)
 
 
 @pytest.mark.parametrize("ordered", [False, True], ids=["unordered", "ordered"])
@@ -127,3 +110,29 @@ async def test_each_hostile_message_is_dead_lettered_once_and_the_group_keeps_fl
         assert expected in entry.reason, (entry.event_id, entry.reason)
         assert entry.attempts <= 1
     assert seen == [99]
+
+
+async def test_dead_letters_a_consumer_made_itself_are_counted_in_stats(namespace):
+    # Given a group whose stats come from AMQP alone (no management API at that address)
+    from tests.servers import free_port
+
+    bus = namespace.bus(management_url=f"http://127.0.0.1:{free_port()}")
+    seen: list[int] = []
+
+    @bus.subscribe("note.kept", group="notes")
+    async def keep(event: Note) -> None:
+        seen.append(event.n)
+
+    async with bus:
+        # When the consumer dead-letters a message it cannot read, before the handler
+        raw = [("bad-1", _structured("bad-1", 1), _CE, {"tidings-attempt": "nan"})]
+        raw.append(("good-2", _structured("good-2", 2), _CE, {}))
+        await asyncio.to_thread(_publish_raw, namespace.node.url, namespace.queue("notes"), raw)
+        await eventually(lambda: seen == [2], timeout=10.0)
+
+        # Then the stats count it, in the DLQ and among the recent dead letters
+        async def counted() -> bool:
+            stats = {s.group: s for s in await bus.stats()}["notes"]
+            return (stats.dead, stats.dead_recent) == (1, 1)
+
+        await eventually(counted, timeout=10.0)

@@ -6,7 +6,8 @@ import pika
 import pytest
 
 from tests.support import eventually
-from tidings import Context, Event
+from tests.transports.rabbitmq.conftest import one_line
+from tidings import ConfigError, Context, Event
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -49,7 +50,7 @@ async def test_quorum_queues_on_request(namespace):
     assert ok.queue == namespace.queue("steps")
 
 
-async def test_an_ordered_group_uses_single_active_consumer_partitions(namespace):
+async def test_an_ordered_group_uses_quorum_single_active_consumer_partitions(namespace):
     bus = namespace.bus(partitions=3)
     seen: dict[str, list[int]] = {}
 
@@ -68,12 +69,36 @@ async def test_an_ordered_group_uses_single_active_consumer_partitions(namespace
                 _declare_ok,
                 namespace.node.url,
                 namespace.queue(f"ledger.p{n}"),
-                {"x-queue-type": "classic", "x-single-active-consumer": True},
+                {"x-queue-type": "quorum", "x-single-active-consumer": True},
             )
             assert ok.consumer_count == 1
         # there is no fourth partition
         with pytest.raises(pika.exceptions.ChannelClosedByBroker):
             await asyncio.to_thread(_declare_ok, namespace.node.url, namespace.queue("ledger.p3"))
+
+
+async def test_a_classic_partition_of_an_earlier_version_is_a_clear_config_error(namespace):
+    # Given an ordered group's partitions as an earlier tidings declared them: classic queues
+    for n in range(2):
+        await asyncio.to_thread(
+            _declare_ok,
+            namespace.node.url,
+            namespace.queue(f"ledger.p{n}"),
+            {"x-queue-type": "classic", "x-single-active-consumer": True},
+        )
+    bus = namespace.bus(partitions=2)
+
+    @bus.subscribe("step.done", group="ledger", ordered=True)
+    async def step(event: Step) -> None:
+        pass
+
+    # When the bus starts, it says what the queue is and what to do about it
+    with pytest.raises(ConfigError) as caught:
+        await bus.start()
+    text = one_line(caught.value)
+    assert f"partition queue '{namespace.queue('ledger.p0')}' is a classic queue" in text
+    assert "quorum partition queues" in text
+    assert f"rabbitmqctl delete_queue --if-empty {namespace.queue('ledger')}.p0 ... .p1" in text
 
 
 async def test_rates_come_from_the_management_api(namespace):

@@ -11,13 +11,13 @@ import aiormq.exceptions
 from ..._exceptions import BrokerUnavailable, ConfigError, MessageTooLarge, TidingsError
 from .._urls import mask_url
 
-__all__ = ["HASH_PLUGIN", "reason", "translate"]
+__all__ = ["HASH_PLUGIN", "INEQUIVALENT", "reason", "translate"]
 
 HASH_PLUGIN = "rabbitmq_consistent_hash_exchange"
 """The plugin behind ordered groups' ``x-consistent-hash`` exchanges (it ships with RabbitMQ,
 disabled)."""
 
-_INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)' for (queue|exchange) '([^']+)'")
+INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)' for (queue|exchange) '([^']+)'")
 
 
 def _vhost(url: str) -> str:
@@ -47,7 +47,7 @@ def translate(exc: BaseException, url: str, doing: str) -> TidingsError:
             f"plugin: run rabbitmq-plugins enable {HASH_PLUGIN}"
         )
     if isinstance(exc, aiormq.exceptions.ChannelPreconditionFailed):
-        found = _INEQUIVALENT.search(text)
+        found = INEQUIVALENT.search(text)
         if found:
             arg, kind, name = found.groups()
             return ConfigError(

@@ -35,6 +35,8 @@ class QueueInfo:
     publish_rate: float | None
     ack_rate: float | None
     head_timestamp: float | None = None
+    max_length: int | None = None
+    """The queue's ``x-max-length`` argument (a bounded group's queue)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,9 @@ class Management:
             return out
         for row in rows:
             stats = row.get("message_stats") or {}
-            group = (row.get("arguments") or {}).get("x-tidings-group")
+            arguments = row.get("arguments") or {}
+            group = arguments.get("x-tidings-group")
+            limit = arguments.get("x-max-length")
             out.append(
                 QueueInfo(
                     name=str(row.get("name", "")),
@@ -135,6 +139,7 @@ class Management:
                     publish_rate=_rate(stats, "publish_details"),
                     ack_rate=_rate(stats, "ack_details"),
                     head_timestamp=_number(row.get("head_message_timestamp")),
+                    max_length=_count(limit),
                 )
             )
         return out
@@ -163,6 +168,10 @@ def _rate(stats: dict[str, Any], name: str) -> float | None:
         return None
     rate = details.get("rate")
     return float(rate) if isinstance(rate, int | float) else None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _number(value: Any) -> float | None:

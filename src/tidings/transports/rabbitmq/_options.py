@@ -24,9 +24,12 @@ class RabbitMQOptions:
     """The RabbitMQ transport's own options; each is checked when the object is made.
 
     Attributes:
-        queue_type: ``"classic"`` or ``"quorum"``: the type of the groups' queues.
+        queue_type: ``"classic"`` or ``"quorum"``: the type of the groups' queues; a group
+            with ``max_ready`` needs ``"quorum"``. An ordered group's partitions are quorum
+            queues either way (their ``x-delivery-count`` counts a retry's attempts).
         partitions: single-active-consumer queues per ordered group (one key always lands
-            on one partition).
+            on one partition); each is served one delivery at a time, so this is the most
+            deliveries of an ordered group in flight at once.
         publish_timeout: seconds a publish may take, reconnects included, before
             `BrokerUnavailable`.
         reconnect_interval: seconds between two attempts to reconnect.

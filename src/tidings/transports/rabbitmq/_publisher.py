@@ -25,7 +25,7 @@ from .._urls import mask_url
 from ._aiormq import PendingPublish, publish_one, send_publishes
 from ._errors import translate
 
-__all__ = ["BatchPublisher", "ConfirmedPublisher", "Outbound"]
+__all__ = ["BatchPublisher", "ConfirmedPublisher", "Outbound", "Refused"]
 
 Outbound = tuple[str, str, bytes, spec.Basic.Properties]
 """One message to publish: (exchange, routing key, body, properties)."""
@@ -44,6 +44,22 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 """Errors after which a publish is tried again once the connection is back."""
+
+
+class Refused(BrokerUnavailable):
+    """The broker refused some messages with a negative confirm (a quorum queue at its
+    ``x-max-length`` with ``x-overflow=reject-publish``, say); the others were confirmed.
+
+    Attributes:
+        indices: the positions of the refused messages in the call.
+        routed: per message, as `ConfirmedPublisher.send` would have returned it (refused
+            ones False).
+    """
+
+    def __init__(self, message: str, indices: list[int], routed: list[bool]) -> None:
+        super().__init__(message)
+        self.indices = indices
+        self.routed = routed
 
 
 def _chunks(queued: list[PendingPublish]) -> list[list[PendingPublish]]:
@@ -178,8 +194,14 @@ class ConfirmedPublisher:
 
     async def send(self, items: Sequence[Outbound]) -> list[bool]:
         """Send all, then await all confirms; retry unconfirmed ones across a reconnect.
-        Per item: True confirmed, False returned (unroutable)."""
+        Per item: True confirmed, False returned (unroutable).
+
+        Raises:
+            Refused: the broker nacked some (once every other one is settled).
+            BrokerUnavailable: no confirm within the deadline.
+        """
         results: list[bool | None] = [None] * len(items)
+        refused: list[int] = []
         deadline = time.monotonic() + self._timeout
         while True:
             pending = [i for i, r in enumerate(results) if r is None]
@@ -188,12 +210,22 @@ class ConfirmedPublisher:
             for i, outcome in zip(pending, outcomes, strict=True):
                 if isinstance(outcome, bool):
                     results[i] = outcome
+                elif isinstance(outcome, aiormq.exceptions.DeliveryError):
+                    results[i] = False
+                    refused.append(i)
                 elif isinstance(outcome, aiormq.exceptions.ChannelPreconditionFailed):
                     raise translate(outcome, self._url, "publishing") from outcome
                 elif isinstance(outcome, BaseException):
                     if not isinstance(outcome, _CONNECTION_ERRORS):
                         raise translate(outcome, self._url, "publishing") from outcome
                     failure = outcome
+            if failure is None and refused:
+                raise Refused(
+                    f"RabbitMQ at {mask_url(self._url)} did not accept {len(refused)} of "
+                    f"{len(items)} message(s) (negative confirm)",
+                    sorted(refused),
+                    [bool(r) for r in results],
+                )
             if failure is None:
                 return [bool(r) for r in results]
             if time.monotonic() > deadline:
@@ -217,7 +249,8 @@ class ConfirmedPublisher:
         return [self._outcome(future) for future in futures]
 
     def _outcome(self, future: asyncio.Future[Any]) -> bool | BaseException:
-        """True confirmed, False returned (unroutable), or the error."""
+        """True confirmed, False returned (unroutable), or the error (aiormq's
+        ``DeliveryError`` for a nack)."""
         if not future.done():
             future.cancel()
             return TimeoutError("no confirm from the broker yet")
@@ -228,10 +261,4 @@ class ConfirmedPublisher:
             return True
         if isinstance(exc, aiormq.exceptions.PublishError):
             return False
-        if isinstance(exc, aiormq.exceptions.DeliveryError):
-            refused = BrokerUnavailable(
-                f"RabbitMQ at {mask_url(self._url)} did not accept a message (negative confirm)"
-            )
-            refused.__cause__ = exc
-            return refused
         return exc

@@ -2,7 +2,9 @@
 
 From AMQP (exact, always): ``ready`` (the group queue's, or partitions', message count),
 ``consumers``, ``scheduled`` (messages in the group's own delay-tier queues, plus ordered
-retries waiting in place in this process) and ``dead`` (the DLQ's depth). AMQP cannot tell
+retries and postponements waiting in place in this process) and ``dead`` (the DLQ's depth).
+A bounded group's returns lane counts as ready; ``dead_recent`` counts this process's dead
+letters, those its consumers made of unreadable messages included. AMQP cannot tell
 unacknowledged messages, so ``in_flight`` is what this process's consumers hold; for a group
 this process does not consume, it comes from the management API when that answers (sampled
 by the broker every ``collect_statistics_interval``), else 0. Rates and the discovery of
@@ -30,7 +32,7 @@ from ._consumer import RabbitConsumer
 from ._management import Management, QueueInfo
 from ._wire import TIERS, Names
 
-__all__ = ["DEAD_WINDOW", "UNREACHABLE", "GroupCounters"]
+__all__ = ["DEAD_WINDOW", "UNREACHABLE", "Depth", "GroupCounters"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +130,24 @@ class GroupCounters:
             why = management.failure or "no answer"
             logger.warning(UNREACHABLE, management.url, why, shown)
 
-    def _main(self, group: str, ordered: bool) -> list[str]:
+    def _main(self, group: str, ordered: bool, rows: list[QueueInfo]) -> list[str]:
+        """The queues whose messages are ready: the partitions, or the queue and (for a
+        bounded group) its returns lane."""
         if ordered:
             return [self._names.partition(group, n) for n in range(self._partitions)]
-        return [self._names.queue(group)]
+        main = [self._names.queue(group)]
+        returns = self._names.returns(group)
+        spec = self._declared().get(group)
+        if (spec is not None and spec.max_ready is not None) or any(
+            r.name == returns for r in rows
+        ):
+            main.append(returns)
+        return main
 
     async def _group_stats(self, group: str, ordered: bool, rows: list[QueueInfo]) -> GroupStats:
         ready = consumers = scheduled = 0
-        for name in self._main(group, ordered):
+        queues = self._main(group, ordered, rows)
+        for name in queues:
             depth = await self._depth(name)
             if depth is not None:
                 ready += depth[0]
@@ -145,10 +157,9 @@ class GroupCounters:
             scheduled += depth[0] if depth else 0
         dead = await self._depth(self._names.dlq(group))
         local = [c for c in self._consumers() if c.spec.name == group]
-        main = [r for r in rows if r.name in self._main(group, ordered)]
+        main = [r for r in rows if r.name in queues]
         if local:
             in_flight = sum(len(c.active) for c in local)
-            ready += sum(c.counts.waiting for c in local)
             scheduled += sum(c.counts.retrying for c in local)
         else:
             in_flight = sum(r.unacked for r in main)

@@ -3,31 +3,43 @@
 Per bus: a durable topic exchange (events, routing key = type), a direct exchange (routing
 key = group name: sends, replays, the end of every delay) and a topic exchange for delayed
 publishes (routing key ``<tier>.<type>``). Per group: a durable queue bound with its patterns
-(or, for an ordered group, `partitions` single-active-consumer queues behind a
-consistent-hash exchange hashing on the ``tidings-hash`` header), one TTL queue per delay tier
-dead-lettering into the direct exchange with the group's name, and ``<bus>.<group>.dlq``.
+(or, for an ordered group, `partitions` single-active-consumer *quorum* queues, whatever the
+bus's ``queue_type``, behind a consistent-hash exchange hashing on the ``tidings-hash``
+header), one TTL queue per delay tier dead-lettering into the direct exchange with the
+group's name, and ``<bus>.<group>.dlq``.
+
+A group with ``max_ready`` (quorum queues only, `check_bounds`) has ``x-max-length`` and
+``x-overflow=reject-publish`` on its queue (an even share on each partition); its delay tiers
+are quorum queues dead-lettering at least once, so nothing they hold is dropped by a full
+group, and an unordered group's tiers dead-letter into its returns lane
+``<bus>.<group>.returns`` (consumed with the group's queue, outside the bound), so a retry
+never waits for room. An existing queue declared with other arguments is a `ConfigError`
+that says what to do (`_refused`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import aiormq
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from ..._exceptions import ConfigError
 from .._group import GroupSpec
-from ._errors import HASH_PLUGIN, reason
+from ._errors import HASH_PLUGIN, INEQUIVALENT, reason
 from ._management import Binding
 from ._options import RabbitMQOptions
 from ._wire import H_HASH, TIERS, Names
 
 __all__ = [
+    "check_bounds",
     "declare_bus",
     "declare_group",
+    "queue_bound",
     "require_hash_exchange",
     "stale_bindings",
     "unbind",
@@ -79,15 +91,90 @@ async def declare_bus(channel: AbstractChannel, names: Names) -> None:
     await channel.declare_exchange(names.delay_exchange, ExchangeType.TOPIC, durable=True)
 
 
+BOUND_ARGS = frozenset(
+    {
+        "x-max-length",
+        "x-overflow",
+        "x-dead-letter-strategy",
+        "x-dead-letter-exchange",
+        "x-dead-letter-routing-key",
+    }
+)
+"""Queue arguments that ``max_ready`` sets or changes."""
+
+
+def check_bounds(specs: Sequence[GroupSpec], options: RabbitMQOptions) -> None:
+    """Refuse ``max_ready`` on classic queues, before anything is declared.
+
+    Raises:
+        ConfigError: a bounded group on a bus whose queues are classic.
+    """
+    for spec in specs:
+        if spec.max_ready is not None and options.queue_type != "quorum":
+            raise ConfigError(
+                f"group {spec.name!r} has max_ready={spec.max_ready}: on RabbitMQ a bound "
+                "needs quorum queues (x-max-length with x-overflow=reject-publish, and "
+                "at-least-once dead-lettering so a retry is never dropped); create the bus "
+                "with Bus(..., queue_type='quorum')"
+            )
+
+
+def queue_bound(spec: GroupSpec, partitions: int) -> int | None:
+    """Most ready messages one queue of the group takes: ``max_ready`` for an unordered group,
+    an even share of it (rounded up) for each partition of an ordered one; None: unbounded."""
+    if spec.max_ready is None:
+        return None
+    return -(-spec.max_ready // partitions) if spec.ordered else spec.max_ready
+
+
+def _bound_args(bound: int | None) -> dict[str, Any]:
+    if bound is None:
+        return {}
+    # A quorum queue refuses a publish only once it holds *more* than x-max-length ready
+    # messages (RabbitMQ 3.10: it takes one past the limit), so the limit is one less.
+    return {"x-max-length": max(0, bound - 1), "x-overflow": "reject-publish"}
+
+
+def _tier_args(names: Names, spec: GroupSpec, seconds: float) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "x-message-ttl": int(seconds * 1000),
+        "x-dead-letter-exchange": names.direct,
+        "x-dead-letter-routing-key": spec.name,
+    }
+    if spec.max_ready is None:
+        return args
+    # A bounded group's tiers never drop what they hold: quorum queues dead-lettering at
+    # least once (which needs reject-publish), so a message the group's queue refuses
+    # stays here and is offered again. An unordered group's come back through its returns
+    # lane, outside the bound; an ordered group's must go through their partition.
+    args.update(
+        {
+            "x-queue-type": "quorum",
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+    )
+    if not spec.ordered:
+        args.update(
+            {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.returns(spec.name)}
+        )
+    return args
+
+
 async def declare_group(
     channel: AbstractChannel, names: Names, spec: GroupSpec, options: RabbitMQOptions
 ) -> None:
     """Declare one group's queues (and exchange, for an ordered group), bindings, delay-tier
-    queues and dead-letter queue; idempotent."""
-    queue_args: dict[str, Any] = {"x-queue-type": options.queue_type}
+    queues and dead-letter queue; idempotent.
+
+    Raises:
+        ConfigError: an existing queue of the group has other arguments (a classic
+            partition queue of an earlier tidings, a changed ``max_ready``), saying what to do.
+    """
     exchange = await channel.get_exchange(names.exchange, ensure=False)
     direct = await channel.get_exchange(names.direct, ensure=False)
     delay = await channel.get_exchange(names.delay_exchange, ensure=False)
+    bound = _bound_args(queue_bound(spec, options.partitions))
     if spec.ordered:
         hashed = await channel.declare_exchange(
             names.hash_exchange(spec.name), HASH_TYPE, durable=True, arguments=HASH_ARGS
@@ -96,33 +183,74 @@ async def declare_group(
             await hashed.bind(exchange, pattern)
         await hashed.bind(direct, spec.name)
         for n in range(options.partitions):
-            args = {**queue_args, "x-single-active-consumer": True}
+            # Quorum whatever the bus's queue_type: x-delivery-count is the durable count
+            # of an ordered retry's attempts (see `_partitions`).
+            args = {"x-queue-type": "quorum", "x-single-active-consumer": True, **bound}
             if n == 0:
                 args[GROUP_ARG] = spec.name
-            queue = await channel.declare_queue(
-                names.partition(spec.name, n), durable=True, arguments=args
-            )
+            name = names.partition(spec.name, n)
+            queue = await _declare_queue(channel, name, args, spec, options)
             await queue.bind(hashed, "1")
     else:
-        queue = await channel.declare_queue(
-            names.queue(spec.name), durable=True, arguments={**queue_args, GROUP_ARG: spec.name}
-        )
+        args = {"x-queue-type": options.queue_type, GROUP_ARG: spec.name, **bound}
+        queue = await _declare_queue(channel, names.queue(spec.name), args, spec, options)
         for pattern in spec.patterns:
             await queue.bind(exchange, pattern)
         await queue.bind(direct, spec.name)
+        if spec.max_ready is not None:
+            lane = {"x-queue-type": "quorum"}
+            await _declare_queue(channel, names.returns(spec.name), lane, spec, options)
     for tier, seconds in TIERS:
-        waiting = await channel.declare_queue(
-            names.delay_queue(spec.name, tier),
-            durable=True,
-            arguments={
-                "x-message-ttl": int(seconds * 1000),
-                "x-dead-letter-exchange": names.direct,
-                "x-dead-letter-routing-key": spec.name,
-            },
+        name = names.delay_queue(spec.name, tier)
+        waiting = await _declare_queue(
+            channel, name, _tier_args(names, spec, seconds), spec, options
         )
         for pattern in spec.patterns:
             await waiting.bind(delay, f"{tier}.{pattern}")
     await channel.declare_queue(names.dlq(spec.name), durable=True)
+
+
+async def _declare_queue(
+    channel: AbstractChannel,
+    name: str,
+    args: dict[str, Any],
+    spec: GroupSpec,
+    options: RabbitMQOptions,
+) -> AbstractQueue:
+    try:
+        return await channel.declare_queue(name, durable=True, arguments=args)
+    except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        raise _refused(name, args, spec, options, reason(exc)) from exc
+
+
+def _refused(
+    name: str, args: dict[str, Any], spec: GroupSpec, options: RabbitMQOptions, text: str
+) -> ConfigError:
+    """What to do about a queue of the group that exists with other arguments."""
+    found = INEQUIVALENT.search(text)
+    arg = found.group(1) if found else "?"
+    detail = text.split(": ", 1)[-1]
+    if arg == "x-queue-type" and args.get("x-single-active-consumer"):
+        last = options.partitions - 1
+        return ConfigError(
+            f"ordered group {spec.name!r}: its partition queue {name!r} is a classic queue "
+            "made by an earlier tidings, and ordered groups now use quorum partition queues "
+            "(their x-delivery-count keeps a retry's attempt count when a worker dies); stop "
+            "the group's workers, let the partitions drain, delete them (rabbitmqctl "
+            f"delete_queue --if-empty {name[: name.rindex('.p')]}.p0 ... .p{last}) and "
+            f"start again ({detail})"
+        )
+    if arg in BOUND_ARGS or (arg == "x-queue-type" and spec.max_ready is not None):
+        return ConfigError(
+            f"group {spec.name!r}: queue {name!r} exists with another {arg!r} ({detail}); "
+            "max_ready sets arguments of the group's queues, which RabbitMQ cannot change "
+            "on an existing queue: keep the earlier max_ready, or drain the group and delete "
+            "its queues so they are declared anew"
+        )
+    return ConfigError(
+        f"queue {name!r} already exists with a different {arg!r} ({detail}); delete it or "
+        f"declare it with the same {arg}"
+    )
 
 
 def stale_bindings(names: Names, spec: GroupSpec, found: list[Binding]) -> list[Binding]:

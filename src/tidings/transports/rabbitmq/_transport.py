@@ -2,8 +2,10 @@
 
 Topology (see `_topology`): a durable topic exchange per bus, a durable queue per group bound
 with its patterns (classic, or quorum with ``Bus(..., queue_type="quorum")``), ordered groups
-as ``partitions`` single-active-consumer queues behind a consistent-hash exchange, per-group
-delay-tier TTL queues, and ``<bus>.<group>.dlq``.
+as ``partitions`` single-active-consumer quorum queues behind a consistent-hash exchange,
+per-group delay-tier TTL queues, and ``<bus>.<group>.dlq``. Ordered retries wait in place and
+are counted by the broker (see `_consumer`); ``max_ready`` bounds are quorum queues'
+``x-max-length`` with reject-publish, and a publish they refuse is `QueueFull` (`_bounds`).
 
 Publishing: persistent messages, publisher confirms always on, ``mandatory`` so a message no
 queue takes comes back as a return and is reported (``False``); a burst is pipelined (every
@@ -28,9 +30,8 @@ from collections.abc import Callable, Sequence
 import aiormq.abc
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
-from aiormq.abc import DeliveredMessage
 
-from ..._exceptions import BrokerUnavailable, ConfigError, MessageTooLarge
+from ..._exceptions import BrokerUnavailable, MessageTooLarge
 from .._failure import Failure, RawDeadLetter
 from .._group import GroupSpec
 from .._message import Delivery, OutgoingMessage
@@ -39,31 +40,25 @@ from .._stats import GroupStats
 from .._transport import Consumer, Deliver, Transport
 from .._urls import mask_url
 from ._address import AmqpAddress
+from ._bounds import FullGroups
 from ._connection import WatchedConnection
-from ._consumer import Handle, RabbitConsumer
-from ._dlq import DeadLetterQueues, dead_letter_headers
+from ._consumer import RabbitConsumer
+from ._dlq import DeadLetterQueues
 from ._errors import translate
 from ._management import Management
 from ._options import RabbitMQOptions
-from ._publisher import ConfirmedPublisher, Outbound
+from ._publisher import ConfirmedPublisher, Outbound, Refused
+from ._settling import Settlement, handle_of
 from ._stats import GroupCounters
 from ._topology import (
+    check_bounds,
     declare_bus,
     declare_group,
     require_hash_exchange,
     stale_bindings,
     unbind,
 )
-from ._wire import (
-    H_ATTEMPT,
-    H_DUE_AT,
-    H_FIRST_FAILED,
-    H_LAST_FAILED,
-    Names,
-    copy_message,
-    pick_tier,
-    to_amqp,
-)
+from ._wire import Names, pick_tier, to_amqp
 
 __all__ = ["RabbitMQTransport"]
 
@@ -123,6 +118,16 @@ class RabbitMQTransport(Transport):
             declared=lambda: self._groups,
             consumers=lambda: self._consumers,
             clock=options.clock,
+        )
+        self._settle = Settlement(
+            self.names, options.clock, self._send_all, self._counters.dead_lettered
+        )
+        self._full = FullGroups(
+            self.names,
+            self.partitions,
+            self._management,
+            depth=self._depth,
+            declared=lambda: self._groups,
         )
 
     @property
@@ -206,6 +211,7 @@ class RabbitMQTransport(Transport):
     # -- topology ----------------------------------------------------------------------------
 
     async def declare(self, groups: Sequence[GroupSpec]) -> None:
+        check_bounds(groups, self.settings)
         # A fresh channel: PRECONDITION_FAILED (an existing queue with other arguments)
         # closes the channel it happened on.
         channel = await self.connection_for_consumers().channel()
@@ -234,6 +240,8 @@ class RabbitMQTransport(Transport):
     def _queues_of(self, spec: GroupSpec) -> list[str]:
         if spec.ordered:
             return [self.names.partition(spec.name, n) for n in range(self.partitions)]
+        if spec.max_ready is not None:
+            return [self.names.queue(spec.name), self.names.returns(spec.name)]
         return [self.names.queue(spec.name)]
 
     # -- publishing --------------------------------------------------------------------------
@@ -265,7 +273,14 @@ class RabbitMQTransport(Transport):
                 )
         app_id, now = self.options.name, self.options.clock.time()
         items = [(*self._route(m), m.body, to_amqp(m, app_id, now)) for m in messages]
-        return await self._send_all(items)
+        try:
+            return await self._send_all(items)
+        except Refused as refused:
+            try:
+                full = await self._full.refusal([messages[i] for i in refused.indices])
+            except Exception as exc:
+                raise refused from exc
+            raise (full or refused) from None
 
     # -- consuming and settling --------------------------------------------------------------
 
@@ -277,9 +292,11 @@ class RabbitMQTransport(Transport):
             deliver,
             self._queues_of(group),
             connection=self.connection_for_consumers,
-            delay_again=self._delay_again,
+            delay_again=self._settle.delay_again,
             forget=self._forget,
             clock=self.options.clock,
+            counted=self.settings.queue_type == "quorum",
+            on_dead=self._counters.dead_lettered,
             max_body=self.options.max_message_size,
         )
         try:
@@ -290,55 +307,24 @@ class RabbitMQTransport(Transport):
         self._consumers.append(consumer)
         return consumer
 
-    @staticmethod
-    def _handle(delivery: Delivery) -> Handle:
-        handle = delivery.handle
-        if not isinstance(handle, Handle):
-            raise ConfigError("this delivery was not made by the RabbitMQ transport")
-        return handle
-
     async def ack(self, delivery: Delivery) -> None:
         self.ack_soon(delivery)
 
     def ack_soon(self, delivery: Delivery) -> bool:
         """Acks are queued in any case (`AckBatcher`), so `ack` has nothing to wait for
         either; a channel lost meanwhile means the broker redelivers (at least once)."""
-        handle = self._handle(delivery)
+        handle = handle_of(delivery)
         handle.consumer.ack(handle)
         return True
 
-    async def _delay_again(
-        self, consumer: RabbitConsumer, message: DeliveredMessage, due: float
-    ) -> None:
-        """A delayed message arrived before its due time: send it through a tier again."""
-        tier, _ = pick_tier(due)
-        queue = self.names.delay_queue(consumer.spec.name, tier)
-        await self._send_all([("", queue, *copy_message(message, {}))])
-        consumer.ack_message(message)
-
     async def retry_later(self, delivery: Delivery, delay: float, failure: Failure) -> None:
-        handle = self._handle(delivery)
-        if handle.consumer.spec.ordered:
-            handle.consumer.retry_in_place(delivery, delay, failure)
-            return
-        delay = max(0.0, delay)
-        tier, _ = pick_tier(delay)
-        headers = {
-            H_ATTEMPT: str(delivery.attempt + 1),
-            H_FIRST_FAILED: repr(delivery.first_failed_at or failure.at),
-            H_LAST_FAILED: repr(failure.at),
-            H_DUE_AT: repr(self.options.clock.time() + delay),
-        }
-        queue = self.names.delay_queue(delivery.group, tier)
-        await self._send_all([("", queue, *copy_message(handle.message, headers))])
-        handle.consumer.ack(handle)
+        await self._settle.retry_later(delivery, delay, failure)
+
+    async def postpone(self, delivery: Delivery, delay: float) -> None:
+        await self._settle.postpone(delivery, delay)
 
     async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
-        handle = self._handle(delivery)
-        copy = copy_message(handle.message, dead_letter_headers(delivery, failure))
-        await self._send_all([("", self.names.dlq(delivery.group), *copy)])
-        handle.consumer.ack(handle)
-        self._counters.dead_lettered(delivery.group)
+        await self._settle.dead_letter(delivery, failure)
 
     # -- dead letters ------------------------------------------------------------------------
 

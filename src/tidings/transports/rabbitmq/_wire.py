@@ -8,7 +8,8 @@ produces. AMQP properties (``message_id``, ``type``, ``app_id``, ``timestamp``,
 ``correlation_id``, ``content_type``) are mirrored so plain AMQP clients can route and log.
 
 Our bookkeeping travels in ``tidings-*`` headers, never in the data, and is stripped from the
-headers a consumer sees.
+headers a consumer sees, as is the broker's ``x-delivery-count`` (a quorum queue's count of a
+message's returns, which `incoming_to_delivery` adds to the attempt; a copy never carries it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .._message import Delivery, OutgoingMessage
 
 __all__ = [
     "H_ATTEMPT",
+    "H_DELIVERY_COUNT",
     "H_DUE_AT",
     "H_FIRST_FAILED",
     "H_HASH",
@@ -49,6 +51,9 @@ H_LAST_FAILED = "tidings-last-failed-at"
 H_DUE_AT = "tidings-due-at"
 H_REPLAYED = "tidings-replayed"
 H_ROUTING_KEY = "tidings-routing-key"
+H_DELIVERY_COUNT = "x-delivery-count"
+"""Set by a quorum queue on a message it delivers again: how many times it was returned
+(a consumer's channel closed, its process died, or a nack with requeue)."""
 H_NO_ID = "tidings-no-id"
 """Set on a message published without an id: aiormq fills an empty ``message_id`` with a
 random one, which must not become the id of a foreign message (its id is a stable hash)."""
@@ -124,6 +129,11 @@ class Names:
     def dlq(self, group: str) -> str:
         return f"{self.prefix}.{group}.dlq"
 
+    def returns(self, group: str) -> str:
+        """The returns lane of a bounded unordered group: its retries and delayed events
+        come back here, outside the group queue's bound."""
+        return f"{self.prefix}.{group}.returns"
+
 
 def dlq_of(group: str, queue: str, *, partitioned: bool) -> str:
     """The DLQ of `group`, given one of its queues (a partition ``<bus>.<group>.p<n>`` of an
@@ -197,8 +207,13 @@ def raw_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
 
 
 def user_headers(headers: Mapping[str, Any]) -> dict[str, str]:
-    """Headers a consumer sees: everything but our ``tidings-*`` bookkeeping, as text."""
-    return {k: _text(v) for k, v in headers.items() if not k.startswith(H_PREFIX)}
+    """Headers a consumer sees: everything but our ``tidings-*`` bookkeeping and the broker's
+    delivery count, as text."""
+    return {
+        k: _text(v)
+        for k, v in headers.items()
+        if not k.startswith(H_PREFIX) and k != H_DELIVERY_COUNT
+    }
 
 
 class BadBookkeeping(ValueError):
@@ -242,22 +257,40 @@ def _attempt(headers: Mapping[str, Any]) -> int:
     return int(number)
 
 
-def incoming_to_delivery(group: str, message: DeliveredMessage, handle: object) -> Delivery:
-    """A `Delivery` for an AMQP message; a redelivery (never settled before: a crash, a
-    consumer stopped mid-handler) counts as one more attempt, on top of our own header.
+def _returns(headers: Mapping[str, Any]) -> int:
+    number = _header_number(headers, H_DELIVERY_COUNT)
+    if number is None:
+        return 0
+    if number > _MAX_ATTEMPT or not number.is_integer():
+        raise BadBookkeeping(f"header {H_DELIVERY_COUNT!r} is not a count: {number!r}")
+    return int(number)
+
+
+def incoming_to_delivery(
+    group: str, message: DeliveredMessage, handle: object, *, counted: bool = False
+) -> Delivery:
+    """A `Delivery` for an AMQP message. Its attempt is our ``tidings-attempt`` header plus
+    the times it came back unsettled (a crash, a consumer stopped mid-handler, an ordered
+    retry given back to its partition): with `counted` (a quorum queue) the broker's durable
+    ``x-delivery-count``; otherwise one more when it is flagged redelivered (a classic queue
+    keeps only that flag, so two crashes in a row count once).
 
     Raises:
-        BadBookkeeping: an attempt or time header cannot be read (see `safe_delivery`).
+        BadBookkeeping: an attempt, count or time header cannot be read (see
+            `safe_delivery`).
     """
     headers = message.header.properties.headers or {}
     attempt = _attempt(headers)
     for name in (H_DUE_AT, H_LAST_FAILED):
         _header_number(headers, name)
     delivery = safe_delivery(group, message, handle)
-    redelivered = getattr(message.delivery, "redelivered", False)
+    if counted:
+        attempt += _returns(headers)
+    elif getattr(message.delivery, "redelivered", False):
+        attempt += 1
     return replace(
         delivery,
-        attempt=attempt + 1 if redelivered else attempt,
+        attempt=min(attempt, _MAX_ATTEMPT),
         first_failed_at=_header_number(headers, H_FIRST_FAILED),
     )
 
@@ -301,6 +334,9 @@ def copy_message(
     merged over its own."""
     properties = message.header.properties
     merged = dict(properties.headers or {})
+    # A copy is a new message: the broker's count of the old one's returns stays behind (a
+    # quorum queue would not overwrite it on the copy's first delivery).
+    merged.pop(H_DELIVERY_COUNT, None)
     merged.update(headers)
     routing = merged.get(H_ROUTING_KEY)
     if routing is None:

@@ -1,0 +1,112 @@
+"""Which bounded groups refused a publish.
+
+A group with ``max_ready`` is a quorum queue (or partitions) with ``x-max-length`` and
+``x-overflow=reject-publish``: a publish it cannot take is nacked by the broker (the other
+groups of the event have it). The nack does not say which queue refused, so `FullGroups`
+looks: the bounded groups the message could reach (those this transport declared, and those
+the management API lists with an ``x-max-length``), and among them the ones at their bound
+now, by a passive declare of each queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from ..._exceptions import QueueFull
+from .._group import GroupSpec
+from .._message import OutgoingMessage
+from .._routing import matches
+from ._management import Management
+from ._stats import Depth
+from ._topology import queue_bound
+from ._wire import Names
+
+__all__ = ["FullGroups"]
+
+
+class FullGroups:
+    """Finds the bounded groups behind a refused publish and makes the `QueueFull`.
+
+    Args:
+        names: the bus's exchange and queue names.
+        partitions: queues per ordered group.
+        management: the management API (for groups other processes declared).
+        depth: a passive declare of one queue.
+        declared: the groups this transport declared, by name.
+    """
+
+    def __init__(
+        self,
+        names: Names,
+        partitions: int,
+        management: Management,
+        *,
+        depth: Depth,
+        declared: Callable[[], Mapping[str, GroupSpec]],
+    ) -> None:
+        self._names = names
+        self._partitions = partitions
+        self._management = management
+        self._depth = depth
+        self._declared = declared
+
+    async def _bounded(self) -> dict[str, tuple[list[str], int, tuple[str, ...] | None]]:
+        """Bounded groups: name -> (queues, ready bound per queue, patterns or None when
+        unknown here)."""
+        names = self._names
+        found: dict[str, tuple[list[str], int, tuple[str, ...] | None]] = {}
+        for spec in self._declared().values():
+            bound = queue_bound(spec, self._partitions)
+            if bound is not None:
+                queues = (
+                    [names.partition(spec.name, n) for n in range(self._partitions)]
+                    if spec.ordered
+                    else [names.queue(spec.name)]
+                )
+                found[spec.name] = (queues, bound, spec.patterns)
+        for row in await self._management.queues(names.prefix) or []:
+            if row.group is None or row.group in found or row.max_length is None:
+                continue
+            bound = row.max_length + 1  # see `_topology._bound_args`
+            if row.name == names.queue(row.group):
+                found[row.group] = ([row.name], bound, None)
+            elif row.name == names.partition(row.group, 0):
+                queues = [names.partition(row.group, n) for n in range(self._partitions)]
+                found[row.group] = (queues, bound, None)
+        return found
+
+    async def refusal(self, messages: Sequence[OutgoingMessage]) -> QueueFull | None:
+        """The `QueueFull` for refused `messages`, or None when no bounded group could
+        have refused them (then the refusal was something else)."""
+        candidates: list[str] = []
+        full: list[str] = []
+        for group, (queues, bound, patterns) in sorted((await self._bounded()).items()):
+            if not any(_reaches(m, group, patterns) for m in messages):
+                continue
+            candidates.append(group)
+            for queue in queues:
+                depth = await self._depth(queue)
+                if depth is not None and depth[0] >= bound:
+                    full.append(group)
+                    break
+        # Drained since the refusal? Then name every bounded group it could have reached.
+        groups = full or candidates
+        if not groups:
+            return None
+        shown = ", ".join(repr(g) for g in groups)
+        ids = ", ".join(repr(m.id) for m in messages[:3]) + (" ..." if len(messages) > 3 else "")
+        which = f"groups {shown} at their" if len(groups) > 1 else f"group {shown} at its"
+        return QueueFull(
+            f"{which} max_ready bound refused {ids}: add consumers or raise max_ready; the "
+            "event may have reached the other groups it is bound to, and publishing it again "
+            "with the same id is absorbed by idempotent groups",
+            groups=groups,
+        )
+
+
+def _reaches(message: OutgoingMessage, group: str, patterns: tuple[str, ...] | None) -> bool:
+    if message.delay > 0:
+        return False  # a delay tier took it; the group's bound applies when it comes due
+    if message.group is not None:
+        return message.group == group
+    return patterns is None or any(matches(p, message.type) for p in patterns)
