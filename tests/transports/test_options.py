@@ -106,6 +106,7 @@ def test_split_options_keeps_the_common_settings_and_types_the_rest() -> None:
         "dedupe_url",
         "dedupe_ttl",
         "clock",
+        "on_unroutable",
     } == COMMON_OPTIONS
     with pytest.raises(ConfigError, match="unknown mine option\\(s\\) dpeth; known: depth"):
         split_options({"dpeth": 3}, Mine, transport="mine")
