@@ -12,7 +12,7 @@ from typing import Any, Literal, Self
 from .._clock import Clock
 from .._exceptions import ConfigError, StateError
 from ..outbox import OutboxStats
-from ..transports import GroupStats, Transport, TransportOptions, mask_url
+from ..transports import GroupStats, Transport, mask_url
 from .dlq import DeadLetters
 from .duration import parse_since
 from .messages import Message
@@ -20,12 +20,14 @@ from .middleware import check_middleware
 from .outbox_link import OutboxLink
 from .publishing import Publisher
 from .retry import Retry
+from .saga_link import OnMissing, add_saga
 from .settings import (
     BusState,
     MiB,
     TransportFactory,
     build_transport,
     check_bus_options,
+    common_options,
     default_source,
     outbox_settings,
     transport_given,
@@ -72,7 +74,8 @@ class Bus:
         database: the application's database (an async SQLAlchemy URL or `AsyncEngine`)
             for the outbox and transactional handlers; see `tidings.outbox` for it and for
             ``outbox_retention`` (1 h), ``outbox_attempts`` (10), ``inbox_ttl`` (7 days),
-            ``outbox_poll`` (1 s), ``outbox_lease`` (30 s) and ``create_tables``.
+            ``outbox_poll`` (1 s), ``outbox_lease`` (30 s) and ``create_tables``; and for
+            sagas (`add_saga`): ``saga_retention``, seconds a completed one is kept (7 days).
         **options: the transport's own options, e.g. RabbitMQ's ``queue_type``; a name the
             transport does not know is a `ConfigError`, raised before any connection.
     """
@@ -103,6 +106,7 @@ class Bus:
         outbox_poll: float = 1.0,
         outbox_lease: float = 30.0,
         create_tables: bool = True,
+        saga_retention: float = 7 * 24 * 3600.0,
         **options: Any,
     ) -> None:
         check_bus_options(on_unroutable, wire, max_message_size, lease, poison_after)
@@ -121,18 +125,11 @@ class Bus:
         self.poison_after = poison_after
         self._factory, self._transport, self.clock = transport_given(transport, clock)
         self.alert_thresholds = alert_thresholds
-        self._options = TransportOptions(
-            name=name,
-            lease=float(lease),
-            retention=float(retention),
-            max_message_size=self.max_message_size,
-            dedupe_url=dedupe,
-            dedupe_ttl=float(dedupe_ttl),
-            clock=self.clock,
-            on_unroutable=on_unroutable,
+        self._options = common_options(
+            name, lease, retention, max_message_size, dedupe, dedupe_ttl, self.clock, on_unroutable
         )
         self._extra = MappingProxyType(dict(options))
-        self._outbox = OutboxLink(database, bus=name, settings=outbox)
+        self._outbox = OutboxLink(database, bus=name, settings=outbox, sagas_kept=saga_retention)
         self._publisher = self._make_publisher()
         self._groups: dict[str, Group] = {}
         self._workers: Workers | None = None
@@ -181,6 +178,17 @@ class Bus:
             group, retry, concurrency, idempotent, ordered, timeout, max_ready, transactional
         )
         return lambda func: registry_add(self._groups, pattern, func, options).func
+
+    def add_saga(
+        self, saga: type[Any], *, on_missing: OnMissing = "ignore", retry: Retry | None = None
+    ) -> None:
+        """Run `saga`, a `tidings.sagas.Saga` subclass, in a group named after it, its
+        instances in the ``database`` (a `ConfigError` without one). An ``@on`` event with
+        no instance is ignored (logged), or dead-lettered with ``on_missing="dead_letter"``;
+        `retry` is its steps' `Retry`. See `tidings.sagas`."""
+        self._state.check_new("add sagas")
+        now = lambda: self.clock.time()  # noqa: E731 (TestBus replaces the clock later)
+        add_saga(self._groups, self._outbox, saga, on_missing, retry, self.middleware, now)
 
     @property
     def groups(self) -> dict[str, Group]:
@@ -255,17 +263,9 @@ class Bus:
                 await self.declare()
             await self._outbox.start(transport, self.clock, self.on_unroutable)
             if self.consume:
-                self._workers = Workers(
-                    transport,
-                    self._options,
-                    middleware=self.middleware,
-                    flush=self._publisher.flush,
-                    source=self.source,
-                    transactions=self._outbox.transactions,
-                )
-                await self._workers.start(
-                    g for g in self._groups.values() if not groups or g.name in groups
-                )
+                transactions = self._outbox.transactions
+                self._workers = Workers(transport, self._options, self._publisher, transactions)
+                await self._workers.start(self._groups.values(), groups)
         except BaseException:
             await self.close()
             raise

@@ -17,6 +17,7 @@ from .subscription import Group
 
 if TYPE_CHECKING:
     from ..outbox._outbox import Outbox
+    from ..sagas._runner import Housekeeper
 
 __all__ = ["OutboxLink"]
 
@@ -39,16 +40,39 @@ class OutboxLink:
         database: an async SQLAlchemy URL or `AsyncEngine`, or None (no outbox).
         bus: the bus name.
         settings: the outbox and inbox options.
+        sagas_kept: seconds a completed saga instance is kept (``Bus(saga_retention=...)``).
+
+    Attributes:
+        sagas: the names of the sagas added to the bus (their old instances are deleted
+            while it is open).
     """
 
-    def __init__(self, database: Any, *, bus: str, settings: OutboxSettings) -> None:
+    def __init__(
+        self,
+        database: Any,
+        *,
+        bus: str,
+        settings: OutboxSettings,
+        sagas_kept: float = 7 * 24 * 3600.0,
+    ) -> None:
+        if isinstance(sagas_kept, bool) or not (
+            isinstance(sagas_kept, int | float) and sagas_kept > 0
+        ):
+            raise ConfigError(f"saga_retention must be positive seconds, not {sagas_kept!r}")
         self.bus = bus
         self.settings = settings
+        self.sagas_kept = float(sagas_kept)
+        self.sagas: list[str] = []
         self.outbox: Outbox | None = None if database is None else _open(database, bus, settings)
+        self._housekeeper: Housekeeper | None = None
 
     def using(self, database: Any) -> OutboxLink:
-        """The same settings on another database."""
-        return OutboxLink(database, bus=self.bus, settings=self.settings)
+        """The same settings (and sagas) on another database."""
+        link = OutboxLink(
+            database, bus=self.bus, settings=self.settings, sagas_kept=self.sagas_kept
+        )
+        link.sagas = list(self.sagas)
+        return link
 
     def _need(self, what: str) -> Outbox:
         if self.outbox is None:
@@ -78,12 +102,26 @@ class OutboxLink:
                     )
 
     async def start(self, transport: Transport, clock: Clock, on_unroutable: str) -> None:
-        if self.outbox is not None:
-            await self.outbox.start(transport, clock, on_unroutable)
+        if self.outbox is None:
+            return
+        await self.outbox.start(transport, clock, on_unroutable)
+        if self.sagas:
+            from ..sagas._runner import Housekeeper
+
+            engine, kept = self.outbox.engine, self.sagas_kept
+            self._housekeeper = Housekeeper(engine, self.bus, kept, clock)
+            self._housekeeper.start()
 
     async def close(self) -> None:
+        if self._housekeeper is not None:
+            await self._housekeeper.stop()
+            self._housekeeper = None
         if self.outbox is not None:
             await self.outbox.close()
+
+    async def sweep_sagas(self) -> int:
+        """Delete the completed saga instances past their retention now (for tests)."""
+        return 0 if self._housekeeper is None else await self._housekeeper.sweep()
 
     async def stage(self, session: object, messages: Sequence[OutgoingMessage]) -> None:
         """Stage `messages` in an `AsyncSession`'s transaction."""

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .._clock import Clock, SystemClock
 from .._exceptions import ConfigError, StateError
@@ -23,6 +23,7 @@ __all__ = [
     "TransportFactory",
     "build_transport",
     "check_bus_options",
+    "common_options",
     "default_source",
     "outbox_settings",
     "positive",
@@ -84,6 +85,29 @@ def check_bus_options(
     positive("max_message_size", max_message_size)
     positive("lease", lease)
     positive("poison_after", poison_after, integer=True)
+
+
+def common_options(
+    name: str,
+    lease: float,
+    retention: float,
+    max_message_size: int,
+    dedupe: str | None,
+    dedupe_ttl: float,
+    clock: Clock,
+    on_unroutable: Literal["error", "ignore"],
+) -> TransportOptions:
+    """The settings of `Bus` every transport receives."""
+    return TransportOptions(
+        name=name,
+        lease=float(lease),
+        retention=float(retention),
+        max_message_size=int(max_message_size),
+        dedupe_url=dedupe,
+        dedupe_ttl=float(dedupe_ttl),
+        clock=clock,
+        on_unroutable=on_unroutable,
+    )
 
 
 def outbox_settings(

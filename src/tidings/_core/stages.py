@@ -33,6 +33,7 @@ __all__ = [
     "Decoded",
     "Inbox",
     "Invoke",
+    "Postponed",
     "RetryPolicy",
     "Stage",
     "Timeout",
@@ -109,6 +110,16 @@ def chain(stages: Sequence[Stage]) -> ConsumeStack:
     return stages[0]
 
 
+class Postponed(Exception):
+    """Raised inside the stack to try the delivery again after `delay` seconds without
+    counting an attempt (a saga transition that kept losing races)."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -118,10 +129,13 @@ def outcome_of_failure(
     ctx: Context, exc: BaseException, rng: random.Random | None = None
 ) -> Outcome:
     """The retry policy: dead-letter `Permanent` failures, errors the handler's `Retry`
-    does not retry, and the last attempt; otherwise retry after a full-jitter back-off."""
+    does not retry, and the last attempt; otherwise retry after a full-jitter back-off
+    (`Postponed` is tried again later, uncounted)."""
     work = ctx._work
     handler = work.handler if isinstance(work, Decoded) else None
     retry = handler.retry if handler is not None else _DEFAULT_RETRY
+    if isinstance(exc, Postponed):
+        return Outcome.postpone(exc.delay, exc.reason)
     if isinstance(exc, Permanent):
         return Outcome.dead_letter(f"permanent failure: {_describe(exc)}", exc)
     if not retry.retryable(exc):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable, Sequence
 
 from .._exceptions import ConfigError
 from ..transports import Consumer, DedupeStore, Deliver, Delivery, Transport, TransportOptions
-from .context import Context
 from .pipeline import Pipeline
+from .publishing import Publisher
 from .stages import Transactions
 from .subscription import Group
 
@@ -26,9 +26,9 @@ class Workers:
         transport: the open transport.
         options: the bus's common settings: its name (the dedupe store's key prefix), its
             clock, the external dedupe store (for transports without their own) and its TTL.
-        middleware: the bus's middleware.
-        flush: sends the messages a handler's context held.
-        source: the bus's CloudEvents source (for foreign messages).
+        publisher: the bus's publisher: its middleware (the consume side's too), its
+            CloudEvents source (for foreign messages), and how it sends the messages a
+            handler's context held.
         transactions: the bus's outbox, for transactional handlers (None without a
             database).
     """
@@ -37,17 +37,14 @@ class Workers:
         self,
         transport: Transport,
         options: TransportOptions,
-        *,
-        middleware: list[object],
-        flush: Callable[[Context], Awaitable[None]],
-        source: str,
+        publisher: Publisher,
         transactions: Transactions | None = None,
     ) -> None:
         self.transport = transport
-        self.middleware = middleware
-        self.flush = flush
+        self.middleware = publisher.middleware
+        self.flush = publisher.flush
         self.clock = options.clock
-        self.source = source
+        self.source = publisher.source
         self.dedupe_url = options.dedupe_url
         self.dedupe_ttl = options.dedupe_ttl
         self.namespace = options.name
@@ -56,9 +53,11 @@ class Workers:
         self._pipelines: list[Pipeline] = []
         self._dedupe: DedupeStore | None = None
 
-    async def start(self, groups: Iterable[Group]) -> None:
-        """Start a consumer for each of `groups`."""
+    async def start(self, groups: Iterable[Group], only: Sequence[str] | None = None) -> None:
+        """Start a consumer for each of `groups` (those named in `only`, if given)."""
         for group in groups:
+            if only and group.name not in only:
+                continue
             pipeline = Pipeline(
                 group,
                 transport=self.transport,

@@ -1,6 +1,6 @@
-"""The outbox and inbox tables, in the application's database.
+"""The outbox, inbox and saga tables, in the application's database.
 
-Both carry the bus name, so several buses (or services) can share one database. Times are
+All carry the bus name, so several buses (or services) can share one database. Times are
 epoch seconds from the bus's clock (floats), like every time tidings stores.
 """
 
@@ -19,10 +19,22 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["INBOX", "OUTBOX", "PENDING", "SENT", "DEAD", "inbox", "metadata", "outbox"]
+__all__ = [
+    "INBOX",
+    "OUTBOX",
+    "PENDING",
+    "SAGAS",
+    "SENT",
+    "DEAD",
+    "inbox",
+    "metadata",
+    "outbox",
+    "sagas",
+]
 
 OUTBOX = "tidings_outbox"
 INBOX = "tidings_inbox"
+SAGAS = "tidings_sagas"
 
 # The states of an outbox row.
 PENDING = "pending"
@@ -30,8 +42,8 @@ SENT = "sent"
 DEAD = "dead"
 
 metadata = MetaData()
-"""The `MetaData` holding ``tidings_outbox`` and ``tidings_inbox`` (Alembic's
-``target_metadata`` may include it)."""
+"""The `MetaData` holding ``tidings_outbox``, ``tidings_inbox`` and ``tidings_sagas``
+(Alembic's ``target_metadata`` may include it)."""
 
 # An integer primary key that autoincrements on PostgreSQL (BIGINT identity) and SQLite
 # (INTEGER PRIMARY KEY is the rowid): its order is the staging order the relay keeps.
@@ -72,4 +84,23 @@ inbox = Table(
     Column("processed_at", Float, nullable=False),
     Index("ix_tidings_inbox_bus_processed_at", "bus", "processed_at"),
     comment="Events handled by transactional tidings handlers (one row per group and event)",
+)
+
+sagas = Table(
+    SAGAS,
+    metadata,
+    Column("bus", String(200), primary_key=True),
+    Column("saga", String(200), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("version", Integer, nullable=False, comment="bumped by every transition"),
+    Column("status", String(100), nullable=False),
+    Column("state", Text, nullable=False, comment="JSON object of the saga's fields"),
+    Column("timeouts", Text, nullable=False, comment="JSON object of pending timeouts by token"),
+    Column("history", Text, nullable=False, comment="JSON list of the last transitions"),
+    Column("started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("completed_at", Float, nullable=True),
+    Index("ix_tidings_sagas_bus_saga_status", "bus", "saga", "status"),
+    Index("ix_tidings_sagas_bus_completed_at", "bus", "completed_at"),
+    comment="Instances of tidings sagas (one row per saga and key)",
 )
