@@ -23,6 +23,7 @@ from .publish import publish
 from .queues import queues
 from .replay import replay
 from .run import run
+from .sagas import sagas_app
 
 __all__ = ["app", "hoist_global_options", "main"]
 
@@ -43,6 +44,7 @@ app.command(cls=TidingsCommand, no_args_is_help=True)(publish)
 app.command(cls=TidingsCommand)(queues)
 app.command(cls=TidingsCommand, no_args_is_help=True)(replay)
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(sagas_app, name="sagas")
 
 # Commands that log at INFO unless told otherwise; the others log warnings and errors only.
 _CHATTY = {"run"}

@@ -15,11 +15,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Row, delete, event, select, tuple_, update
+from sqlalchemy import Row, delete, event, inspect, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from ..outbox._tables import sagas
+from .._exceptions import ConfigError
+from ..outbox._tables import SAGAS, sagas
 from ._context import PendingTimeout
 from ._transition import SagaInstance
 
@@ -161,7 +162,8 @@ async def list_instances(
     limit: int = 100,
     offset: int = 0,
 ) -> list[SagaInstance]:
-    """The instances of `saga` (its name) that bus `bus` keeps in `database`, oldest first.
+    """The instances of `saga` (its name) that bus `bus` keeps in `database`, oldest first
+    (a `ConfigError` when the database has no saga table).
 
     Args:
         database: the bus's database (``bus.database``, an `AsyncEngine`).
@@ -171,6 +173,7 @@ async def list_instances(
         limit: at most this many.
         offset: skip this many first.
     """
+    await _check_table(database)
     store = SagaStore(bus, postgres=database.dialect.name == "postgresql")
     return await store.list(database, saga, status=status, limit=limit, offset=offset)
 
@@ -180,5 +183,17 @@ async def get_instance(
 ) -> SagaInstance | None:
     """The instance `key` of `saga` that bus `bus` keeps in `database`, or None (see
     `list_instances`)."""
+    await _check_table(database)
     store = SagaStore(bus, postgres=database.dialect.name == "postgresql")
     return await store.get(database, saga, key)
+
+
+async def _check_table(database: AsyncEngine) -> None:
+    async with database.connect() as conn:
+        present = await conn.run_sync(lambda c: inspect(c).has_table(SAGAS))
+    if not present:
+        url = database.url.render_as_string(hide_password=True)
+        raise ConfigError(
+            f"database {url!r} has no {SAGAS} table: no bus with sagas has started on it "
+            "(or run the tidings migrations, version location 'tidings.outbox:migrations')"
+        )
