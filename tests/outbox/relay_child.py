@@ -1,5 +1,6 @@
 """A relay that dies (SIGKILL) right after the broker confirmed what it published, before it
-could mark the rows sent: ``python -m tests.outbox.relay_child BROKER_URL DATABASE_URL``."""
+could mark the rows sent: ``python -m tests.outbox.relay_child BROKER_URL DATABASE_URL [NAME]``
+(``NAME``: the bus name, ``tidings`` by default)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,18 @@ def killed_after_the_confirm(url: str, options: Mapping[str, Any]) -> Transport:
     return transport
 
 
-async def main(broker: str, database: str) -> None:
-    bus = Bus(broker, database=database, transport=killed_after_the_confirm, outbox_lease=1.0)
+async def main(broker: str, database: str, name: str = "tidings") -> None:
+    bus = Bus(
+        broker,
+        name=name,
+        database=database,
+        transport=killed_after_the_confirm,
+        outbox_lease=1.0,
+    )
     async with bus:
         await asyncio.sleep(30)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(*sys.argv[1:4]))
     sys.exit(3)  # the relay never published: the test fails on this status

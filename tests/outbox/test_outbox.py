@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from tests.outbox.app import OUTBOX, ChargeCard, Nobody, OrderPlaced, OrderShipped
+from tests.outbox.conftest import Broker
 from tests.support import eventually
 from tidings import BrokerUnavailable, Bus, ConfigError, Context, Middleware
 from tidings.testing import ManualClock
@@ -51,10 +52,10 @@ async def rows(bus: Bus, *columns: str) -> list[tuple[Any, ...]]:
 
 
 async def test_a_rollback_sends_nothing_and_a_commit_sends_each_message_once(
-    database: str, broker_url: str
+    database: str, broker: Broker
 ) -> None:
     received: list[tuple[str, Any]] = []
-    bus = shop(broker_url, received, database=database)
+    bus = shop(broker.url, received, database=database, **broker.options)
     async with bus:
         # Given a transaction that stages an event and rolls back
         async with AsyncSession(bus.database) as session:
@@ -69,7 +70,7 @@ async def test_a_rollback_sends_nothing_and_a_commit_sends_each_message_once(
             )
         # Then each committed message arrives exactly once, and the rolled-back one never
         await eventually(lambda: len(received) >= 4, what="the committed messages")
-        await eventually(lambda: settled(bus), what="outbox and groups settled")
+        await eventually(lambda: settled(bus), timeout=20, what="outbox and groups settled")
         ids = Counter(event_id for event_id, _ in received)
         assert ids == Counter([one, cmd, *many])
         assert lost not in ids

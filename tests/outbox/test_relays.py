@@ -26,6 +26,7 @@ from tests.outbox.app import (
     create_app_tables,
     effects,
 )
+from tests.outbox.conftest import Broker
 from tests.support import Children, eventually
 from tidings import Bus, Context
 from tidings.outbox import metadata
@@ -50,7 +51,7 @@ def slow_transport(url: str, options: Mapping[str, Any]) -> Slow:
 
 @pytest.mark.postgres
 async def test_three_relays_keep_per_key_order(postgres: str) -> None:
-    keys, per_key, rounds_per_commit = 100, 30, 10
+    keys, per_key, rounds_per_commit = 100, 100, 10
     broker = f"memory://relays-{uuid.uuid4().hex[:8]}"
     received: dict[str, list[int]] = defaultdict(list)
     consumer = Bus(broker)
@@ -113,29 +114,58 @@ async def test_a_commit_wakes_the_relay_at_once(database: str) -> None:
     assert received == ["o-0", "o-1"]
 
 
+@pytest.mark.postgres
+async def test_notify_survives_a_rolled_back_savepoint(postgres: str) -> None:
+    """One notification a transaction: a savepoint that staged (and notified) and rolled back
+    takes its notification with it, and what the transaction stages after notifies again."""
+    broker = f"memory://savepoint-{uuid.uuid4().hex[:8]}"
+    received: list[str] = []
+    relay = Bus(broker, database=postgres, outbox_poll=60.0)
+
+    @relay.subscribe("order.placed", group="shipping")
+    async def ship(event: OrderPlaced) -> None:
+        received.append(event.order_id)
+
+    stager = Bus(broker, database=postgres)
+    async with relay:
+        await asyncio.sleep(0.5)  # the relay is asleep, its listener connected
+        async with AsyncSession(stager.database) as session, session.begin():
+            savepoint = await session.begin_nested()
+            await stager.publish(OrderPlaced(order_id="undone"), session=session)
+            await savepoint.rollback()
+            for n in range(3):
+                await stager.publish(OrderPlaced(order_id=f"kept-{n}"), session=session)
+        await eventually(lambda: len(received) == 3, timeout=10, what="the kept events")
+    await stager.close()
+    assert received == ["kept-0", "kept-1", "kept-2"]
+
+
 async def test_a_relay_killed_after_the_confirm_sends_again_and_the_inbox_absorbs_it(
-    tmp_path: Path, children: Children
+    shared_broker: Broker, database: str, children: Children
 ) -> None:
-    broker = f"sqlite:///{tmp_path / 'broker.db'}"
-    database = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    broker = shared_broker
     outcomes = Outcomes()
-    worker = Bus(broker, database=database, middleware=[outcomes], outbox_poll=0.2)
+    worker = Bus(
+        broker.url, database=database, middleware=[outcomes], outbox_poll=0.2, **broker.options
+    )
 
     @worker.subscribe("order.placed", group="billing", transactional=True)
     async def bill(event: OrderPlaced, ctx: Context) -> None:
         await ctx.session.execute(effects.insert().values(event_id=ctx.event_id, note="billed"))
 
     # Given the billing group on the broker, and an event committed in the outbox
-    async with Bus(broker, consume=False) as declarer:
+    async with Bus(broker.url, consume=False, **broker.options) as declarer:
         await declarer.transport.declare([g.spec() for g in worker.groups.values()])
-    stager = Bus(broker, database=database)
+    stager = Bus(broker.url, database=database, **broker.options)
     async with stager.database.begin() as conn:
         await conn.run_sync(metadata.create_all)
     await create_app_tables(stager.database)
     async with AsyncSession(stager.database) as session, session.begin():
         event_id = await stager.publish(OrderPlaced(order_id="o-1"), session=session)
     # When a relay publishes it and dies before marking it sent
-    child = children.start("python", "-m", "tests.outbox.relay_child", broker, database, cwd=ROOT)
+    child = children.start(
+        "python", "-m", "tests.outbox.relay_child", broker.url, database, broker.name, cwd=ROOT
+    )
     status = await asyncio.to_thread(child.wait, 60)
     assert status == -signal.SIGKILL, child.log
     async with stager.database.connect() as conn:
@@ -149,5 +179,9 @@ async def test_a_relay_killed_after_the_confirm_sends_again_and_the_inbox_absorb
             timeout=20,
             what="the first delivery and its copy",
         )
-        assert (await worker.outbox_stats()).idle
+
+        async def sent() -> bool:
+            return (await worker.outbox_stats()).idle
+
+        await eventually(sent, what="the row marked sent")
         assert await count(worker.database, effects, event_id=event_id) == 1

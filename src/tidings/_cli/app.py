@@ -19,6 +19,7 @@ from .health import health
 from .helptext import TidingsCommand, TidingsGroup
 from .log import configure_logging
 from .options import CliSettings, LogFormat, LogLevel
+from .outbox import outbox_app
 from .publish import publish
 from .queues import queues
 from .replay import replay
@@ -45,6 +46,7 @@ app.command(cls=TidingsCommand)(queues)
 app.command(cls=TidingsCommand, no_args_is_help=True)(replay)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sagas_app, name="sagas")
+app.add_typer(outbox_app, name="outbox")
 
 # Commands that log at INFO unless told otherwise; the others log warnings and errors only.
 _CHATTY = {"run"}

@@ -151,7 +151,17 @@ class Relay:
             except Exception:
                 logger.exception("outbox of bus %r: relay pass failed", self.store.bus)
                 wait, wake = self.settings.poll, self._wake
-            await self.clock.sleep_until(self.clock.time() + wait, wake)
+            await self._sleep(wait, wake)
+
+    async def _sleep(self, wait: float, wake: asyncio.Event) -> None:
+        """Wait `wait` seconds, or until `wake` is set. The event of a broker that is down is
+        the relay's own: nothing but the clock sets it (a test's clock, on each move), and
+        the wait goes on until its end, so the back-off holds on every clock."""
+        deadline = self.clock.time() + wait
+        await self.clock.sleep_until(deadline, wake)
+        while wake is not self._wake and self.clock.time() < deadline:
+            wake.clear()
+            await self.clock.sleep_until(deadline, wake)
 
     async def _cleanup(self) -> None:
         now = self.clock.time()

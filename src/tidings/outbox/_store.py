@@ -21,7 +21,7 @@ from .._clock import Clock
 from ..transports import OutgoingMessage
 from ._tables import DEAD, PENDING, SENT, inbox, outbox
 
-__all__ = ["CHANNEL", "DeadRow", "OutboxRow", "OutboxStore", "rows_of", "stage", "stage_sync"]
+__all__ = ["CHANNEL", "OutboxRow", "OutboxStore", "rows_of", "stage", "stage_sync"]
 
 CHANNEL = "tidings_outbox"
 """The PostgreSQL ``NOTIFY`` channel a staging transaction signals (payload: the bus name)."""
@@ -56,7 +56,7 @@ def rows_of(bus: str, messages: Sequence[OutgoingMessage]) -> list[dict[str, Any
 async def stage(session: AsyncSession, bus: str, messages: Sequence[OutgoingMessage]) -> None:
     """Insert `messages` into the outbox in `session`'s transaction (it is not committed)."""
     await session.execute(outbox.insert(), rows_of(bus, messages))
-    if session.get_bind().dialect.name == "postgresql":
+    if _to_notify(session.sync_session, bus):
         # Delivered to listening relays when (and only if) the transaction commits.
         await session.execute(select(func.pg_notify(CHANNEL, bus)))
 
@@ -64,8 +64,27 @@ async def stage(session: AsyncSession, bus: str, messages: Sequence[OutgoingMess
 def stage_sync(session: Session, bus: str, messages: Sequence[OutgoingMessage]) -> None:
     """`stage` for a synchronous `Session`."""
     session.execute(outbox.insert(), rows_of(bus, messages))
-    if session.get_bind().dialect.name == "postgresql":
+    if _to_notify(session, bus):
         session.execute(select(func.pg_notify(CHANNEL, bus)))
+
+
+_NOTIFIED = "tidings.outbox.notified"
+
+
+def _to_notify(session: Session, bus: str) -> bool:
+    """True for the first staging of `bus` in the session's (innermost) transaction on
+    PostgreSQL: one notification a transaction is enough (PostgreSQL folds identical ones
+    into one at commit), and a transaction staging many messages saves a round trip each.
+    A savepoint has its own, so a rolled-back savepoint does not take the notification of
+    what its transaction stages later with it."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    notified: dict[str, Any] = session.info.setdefault(_NOTIFIED, {})
+    if notified.get(bus) is transaction:
+        return False
+    notified[bus] = transaction  # held until the next one: its identity is never reused
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,20 +116,6 @@ class OutboxRow:
             group=self.group,
             published_at=self.created_at,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class DeadRow:
-    """A row the relay gave up on."""
-
-    id: int
-    event_id: str
-    type: str
-    key: str | None
-    group: str | None
-    created_at: float
-    attempts: int
-    reason: str
 
 
 def _row(r: Row[Any]) -> OutboxRow:
@@ -272,51 +277,6 @@ class OutboxStore:
         pending, oldest = found.get(PENDING, (0, None))
         dead = found.get(DEAD, (0, None))[0]
         return int(pending), int(dead), max(0.0, now - oldest) if oldest is not None else 0.0
-
-    async def list_dead(self, limit: int = 100, offset: int = 0) -> list[DeadRow]:
-        """Dead rows, oldest first."""
-        query = (
-            select(outbox)
-            .where(outbox.c.bus == self.bus, outbox.c.state == DEAD)
-            .order_by(outbox.c.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        async with self.engine.connect() as conn:
-            return [
-                DeadRow(
-                    r.id,
-                    r.event_id,
-                    r.type,
-                    r.key,
-                    r.group_name,
-                    r.created_at,
-                    r.attempts,
-                    r.last_error or "",
-                )
-                for r in await conn.execute(query)
-            ]
-
-    async def retry_dead(self, ids: Sequence[int] | None = None) -> int:
-        """Make dead rows (all of them when `ids` is None) pending again, attempts reset."""
-        where = [outbox.c.bus == self.bus, outbox.c.state == DEAD]
-        if ids is not None:
-            where.append(outbox.c.id.in_(list(ids)))
-        query = (
-            update(outbox)
-            .where(*where)
-            .values(state=PENDING, attempts=0, available_at=self.clock.time(), last_error=None)
-        )
-        async with self.engine.begin() as conn:
-            return (await conn.execute(query)).rowcount
-
-    async def purge_dead(self, ids: Sequence[int] | None = None) -> int:
-        """Delete dead rows (all of them when `ids` is None)."""
-        where = [outbox.c.bus == self.bus, outbox.c.state == DEAD]
-        if ids is not None:
-            where.append(outbox.c.id.in_(list(ids)))
-        async with self.engine.begin() as conn:
-            return (await conn.execute(delete(outbox).where(*where))).rowcount
 
     # -- cleaning up -----------------------------------------------------------------------
 
