@@ -8,12 +8,13 @@ expires on its own, so the store never grows without bound:
   claim ("busy") or the marker ("done"). A claim whose holder died expires with its lease.
 - `complete` overwrites the key with ``done`` for the marker's TTL.
 - `release` deletes the key only while it still holds this store's claim (a small Lua script,
-  so a marker, or a claim another process took after ours expired, is never deleted).
+  so a marker, or a claim another process took after ours expired, is never deleted);
+  `renew` extends it the same way while the handler runs.
 
 The marker is written after the handler returns: a crash between the effect and the marker
 re-runs the handler once (at-least-once); the transactional inbox closes that window.
 Every method raises `BrokerUnavailable` when Redis cannot be reached; the pipeline then
-postpones the delivery (see `tidings._core.stages.Claim`).
+postpones the delivery (see `tidings._core.claim.Claim`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ CLAIM_PREFIX = b"claim:"
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
@@ -69,6 +77,7 @@ class RedisDedupeStore(DedupeStore):
         except ValueError as exc:
             raise ConfigError(f"bad dedupe store URL {mask_url(url)!r}: {exc}") from exc
         self._release = self._client.register_script(_RELEASE)
+        self._renew = self._client.register_script(_RENEW)
         # The token of each claim this store holds, so `release` deletes only its own.
         self._tokens: dict[str, bytes] = {}
 
@@ -119,6 +128,16 @@ class RedisDedupeStore(DedupeStore):
             return
         try:
             await self._release(keys=[key], args=[token])
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+
+    async def renew(self, group: str, event_id: str, lease: float) -> None:
+        key = self._key(group, event_id)
+        token = self._tokens.get(key)
+        if token is None:
+            return
+        try:
+            await self._renew(keys=[key], args=[token, _millis(lease)])
         except Exception as exc:
             raise self._unavailable(exc) from exc
 

@@ -19,10 +19,10 @@ from .._clock import Clock
 from .._codec.cloudevents import decode, foreign_id
 from .._codec.envelope import DecodeError, Envelope
 from ..transports import DedupeStore, Delivery, Failure, Transport
+from .claim import Claim
 from .context import Context
 from .middleware import Outcome, consume_stack
 from .stages import (
-    Claim,
     Decoded,
     Flush,
     Inbox,
@@ -85,6 +85,7 @@ class Pipeline:
         source: str,
         rng: random.Random | None = None,
         transactions: Transactions | None = None,
+        claim_lease: float = 30.0,
     ) -> None:
         self.group = group
         self.transport = transport
@@ -92,9 +93,11 @@ class Pipeline:
         self.source = source
         self.rng = rng or random.Random()
         self._timeout = Timeout()
+        self._claim: Claim | None = None
         stages: list[Stage] = [Validate(group)]
         if dedupe is not None:
-            stages.append(Claim(group.name, dedupe, dedupe_ttl, clock.time))
+            self._claim = Claim(group.name, dedupe, dedupe_ttl, clock.time, claim_lease)
+            stages.append(self._claim)
         stages.append(RetryPolicy(self.rng))
         if transactions is not None and group.transactional:
             stages.append(Inbox(transactions))
@@ -191,5 +194,7 @@ class Pipeline:
         await self.transport.dead_letter(delivery, failure)
 
     async def close(self) -> None:
-        """Release the pipeline's background timer."""
+        """Release the pipeline's background timers (the handler timeout, claim renewal)."""
         await self._timeout.close()
+        if self._claim is not None:
+            await self._claim.close()

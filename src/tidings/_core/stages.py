@@ -12,7 +12,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import ValidationError
 
 from .._exceptions import Permanent
-from ..transports import DedupeStore, Delivery
+from ..transports import Delivery
 from .context import Context
 from .middleware import ConsumeStack, Outcome
 from .retry import Retry
@@ -29,7 +28,6 @@ from .subscription import Group, Handler
 from .watchdog import Watchdog
 
 __all__ = [
-    "Claim",
     "Decoded",
     "Inbox",
     "Invoke",
@@ -174,76 +172,6 @@ class Validate(Stage):
             )
             return Outcome.dead_letter(reason, exc)
         return await self.next(ctx)
-
-
-class Claim(Stage):
-    """Idempotent handlers: claim the event id before the handler runs, mark it done once
-    the rest of the stack acknowledged it, release it when that failed.
-
-    A copy whose id is done is a duplicate. A copy that finds a live claim (another copy in
-    flight) is postponed, not counted as an attempt, until that claim settles. A store that
-    cannot be reached postpones the delivery too, with a WARNING at most once a minute, so
-    nothing stalls and no attempt is spent. Replays bypass the check (replaying asks to
-    process again)."""
-
-    busy_delay = 1.0
-    """Seconds a copy waits before it looks at a live claim again."""
-    down_delay = 5.0
-    """Seconds a delivery waits when the dedupe store is down."""
-    warn_every = 60.0
-
-    def __init__(
-        self, group: str, store: DedupeStore, ttl: float, now: Callable[[], float]
-    ) -> None:
-        self.group = group
-        self.store = store
-        self.ttl = ttl
-        self.now = now
-        self._warned_at = -math.inf
-
-    async def __call__(self, ctx: Context) -> Outcome:
-        handler = ctx._work.handler
-        if handler is None or not handler.idempotent:
-            return await self.next(ctx)
-        if not ctx.replayed:
-            lease = (handler.timeout or _NO_TIMEOUT_LEASE) + 30.0
-            try:
-                state = await self.store.claim(self.group, ctx.event_id, lease)
-            except Exception as exc:
-                return self._store_down(ctx, exc)
-            if state == "done":
-                return Outcome.duplicate()
-            if state == "busy":
-                return Outcome.postpone(
-                    self.busy_delay, "another delivery of this event is being processed"
-                )
-        outcome = await self.next(ctx)
-        try:
-            if outcome.kind == "ack":
-                await self.store.complete(self.group, ctx.event_id, self.ttl)
-            elif not ctx.replayed:
-                await self.store.release(self.group, ctx.event_id)
-        except Exception as exc:
-            self._warn(exc, "its claim stays until its lease ends")
-        return outcome
-
-    def _store_down(self, ctx: Context, exc: Exception) -> Outcome:
-        self._warn(exc, f"deliveries wait and retry every {self.down_delay:g}s, uncounted")
-        return Outcome.postpone(self.down_delay, f"dedupe store unavailable: {_describe(exc)}")
-
-    def _warn(self, exc: Exception, consequence: str) -> None:
-        now = self.now()
-        if now - self._warned_at >= self.warn_every:
-            self._warned_at = now
-            logger.warning(
-                "group %s: the dedupe store failed (%s); %s",
-                self.group,
-                _describe(exc),
-                consequence,
-            )
-
-
-_NO_TIMEOUT_LEASE = 300.0
 
 
 class RetryPolicy(Stage):

@@ -47,6 +47,7 @@ class Workers:
         self.source = publisher.source
         self.dedupe_url = options.dedupe_url
         self.dedupe_ttl = options.dedupe_ttl
+        self.lease = options.lease
         self.namespace = options.name
         self.transactions = transactions
         self._consumers: list[Consumer] = []
@@ -68,6 +69,7 @@ class Workers:
                 clock=self.clock,
                 source=self.source,
                 transactions=self.transactions,
+                claim_lease=self.lease,
             )
             self._pipelines.append(pipeline)
             consumer = await self.transport.consume(group.spec(), _guarded(pipeline))

@@ -62,10 +62,11 @@ processed already (``"done"``), or another delivery holds a live claim on it (``
 class DedupeStore(abc.ABC):
     """Remembers which event ids a group has processed, for `idempotent=True` groups.
 
-    The pipeline uses claims, not check-then-mark: `claim` before the handler runs, then
-    `complete` once it succeeded or `release` when it failed, so two copies of one event in
-    flight at once run the handler once. `seen` and `mark` are the minimum a store
-    implements; the default claim methods are built on them (without the race protection).
+    The pipeline uses claims, not check-then-mark: `claim` before the handler runs,
+    `renew` while it runs, then `complete` once it succeeded or `release` when it failed, so
+    two copies of one event in flight at once run the handler once. `seen` and `mark` are
+    the minimum a store implements; the default claim methods are built on them (without
+    the race protection).
     Any method raises `BrokerUnavailable` when the store cannot be reached.
     """
 
@@ -90,6 +91,12 @@ class DedupeStore(abc.ABC):
     async def release(self, group: str, event_id: str) -> None:  # noqa: B027 - optional
         """Drop the claim (the handler failed) so the next copy may run; the default store
         keeps no claims."""
+
+    async def renew(self, group: str, event_id: str, lease: float) -> None:  # noqa: B027
+        """Extend this store's live claim on `event_id` to `lease` seconds from now (the
+        pipeline renews the claims of running handlers, so a claim whose holder died ends
+        within one lease). Nothing happens when the claim is gone or is a "done" marker;
+        the default store keeps no claims."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release connections; the default has none."""

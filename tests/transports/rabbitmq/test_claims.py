@@ -111,9 +111,9 @@ def redis_of_its_own(tmp_path):
 async def test_a_redis_that_is_down_postpones_deliveries_uncounted_and_stalls_nothing(
     namespace, redis_of_its_own, caplog, monkeypatch
 ):
-    from tidings._core import stages
+    from tidings._core import claim
 
-    monkeypatch.setattr(stages.Claim, "down_delay", 0.5)  # the test need not wait 5 s a round
+    monkeypatch.setattr(claim.Claim, "down_delay", 0.5)  # the test need not wait 5 s a round
     redis = redis_of_its_own
     # Given an idempotent group and a plain one on the same events, Redis up
     outcomes = Outcomes()

@@ -54,3 +54,8 @@ class MemoryDedupe(DedupeStore):
         # Only the claim goes: a "done" marker stays (a replayed copy that failed must not
         # make the event look unprocessed).
         self._broker.claims.pop((group, event_id), None)
+
+    async def renew(self, group: str, event_id: str, lease: float) -> None:
+        key = (group, event_id)
+        if self._live(self._broker.claims, key):
+            self._broker.claims[key] = self._clock.time() + lease

@@ -18,7 +18,13 @@ from ._queries import is_marked
 from ._store import ReaderThread, WriterThread
 from ._txn import Txn, WriteOp
 
-__all__ = ["DedupeClaimOp", "DedupeMarkOp", "DedupeReleaseOp", "SqliteDedupeStore"]
+__all__ = [
+    "DedupeClaimOp",
+    "DedupeMarkOp",
+    "DedupeReleaseOp",
+    "DedupeRenewOp",
+    "SqliteDedupeStore",
+]
 
 
 class SqliteDedupeStore(DedupeStore):
@@ -64,6 +70,11 @@ class SqliteDedupeStore(DedupeStore):
     async def release(self, group: str, event_id: str) -> None:
         """Drop this store's claim on `event_id`; a "done" marker is never dropped."""
         await self._writer().submit(DedupeReleaseOp(self._ns, group, event_id, self._owner))
+
+    async def renew(self, group: str, event_id: str, lease: float) -> None:
+        """Extend this store's live claim on `event_id` to `lease` seconds from now."""
+        op = DedupeRenewOp(self._ns, group, event_id, lease, self._owner)
+        await self._writer().submit(op)
 
 
 class DedupeClaimOp(WriteOp):
@@ -132,4 +143,22 @@ class DedupeReleaseOp(WriteOp):
             "DELETE FROM dedupe WHERE ns = ? AND grp = ? AND event_id = ? AND done = 0"
             " AND owner = ?",
             (self.ns, self.group, self.event_id, self.owner),
+        )
+
+
+class DedupeRenewOp(WriteOp):
+    """Extend a live claim held by `owner` (a "done" marker or another owner's claim stays)."""
+
+    __slots__ = ("event_id", "group", "lease", "ns", "owner")
+
+    def __init__(self, ns: str, group: str, event_id: str, lease: float, owner: str) -> None:
+        super().__init__()
+        self.ns, self.group, self.event_id = ns, group, event_id
+        self.lease, self.owner = lease, owner
+
+    def apply(self, tx: Txn) -> None:
+        tx.conn.execute(
+            "UPDATE dedupe SET expires_at = ? WHERE ns = ? AND grp = ? AND event_id = ?"
+            " AND done = 0 AND owner = ? AND expires_at > ?",
+            (tx.now + self.lease, self.ns, self.group, self.event_id, self.owner, tx.now),
         )
