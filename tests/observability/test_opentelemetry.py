@@ -283,3 +283,17 @@ async def test_a_message_staged_in_the_outbox_stays_in_the_request_s_trace(
     assert send.context.trace_id == trace_id == process.context.trace_id
     assert parent_of(send) == request.get_span_context().span_id
     assert parent_of(process) == send.context.span_id
+
+
+def test_messaging_system_comes_from_the_bus_it_is_given_to() -> None:
+    # Given middleware made without a URL
+    on_rabbit, on_sqlite, told = OpenTelemetry(), OpenTelemetry(), OpenTelemetry(system="kafka")
+
+    # When buses are made with them (nothing is opened)
+    Bus("amqp://guest:guest@localhost/", middleware=[on_rabbit, told])
+    Bus("sqlite:///unused.db", middleware=[on_sqlite])
+
+    # Then each tells the system from its bus's URL, unless it was given one
+    assert on_rabbit.system == "rabbitmq"
+    assert on_sqlite.system == "tidings"
+    assert told.system == "kafka"

@@ -118,7 +118,7 @@ class Bus:
         self.source = source or default_source()
         self.consume = consume
         self.middleware = list(middleware)
-        check_middleware(self.middleware)
+        check_middleware(self.middleware, self)
         self.on_unroutable = on_unroutable
         self.max_message_size = int(max_message_size)
         self.wire = wire

@@ -224,6 +224,10 @@ class Middleware:
         it and returns the event id once the broker confirmed it."""
         return await call_next(message)
 
+    def bind(self, bus: Any) -> None:
+        """Called once by each `Bus` the middleware is given to, when it is made, with that
+        bus (its ``url``, ``name``, ``stats()``...). The default does nothing."""
+
 
 def _overrides(mw: object, method: str) -> bool:
     """Whether `mw` takes part in the `method` stack (a `Middleware` that does not override
@@ -233,14 +237,20 @@ def _overrides(mw: object, method: str) -> bool:
     return callable(getattr(mw, method, None))
 
 
-def check_middleware(middleware: Sequence[object]) -> None:
-    """Refuse, with a `ConfigError`, an object that has neither hook."""
+def check_middleware(middleware: Sequence[object], bus: Any = None) -> None:
+    """Refuse, with a `ConfigError`, an object that has neither hook; then `bind` each to
+    `bus`, when given."""
     for mw in middleware:
         if not (_overrides(mw, "consume") or _overrides(mw, "publish")):
             raise ConfigError(
                 f"middleware {mw!r} has neither a consume nor a publish method: "
                 "subclass tidings.Middleware"
             )
+    if bus is not None:
+        for mw in middleware:
+            bind = getattr(mw, "bind", None)
+            if callable(bind):
+                bind(bus)
 
 
 OnError = Callable[["Context", Exception], Outcome]

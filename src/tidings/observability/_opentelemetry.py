@@ -57,8 +57,9 @@ class OpenTelemetry(Middleware):
     configured (none: nothing is recorded, and nothing is added to envelopes).
 
     Args:
-        url: the bus URL, from which ``messaging.system`` is told (see `messaging_system`).
-        system: ``messaging.system`` as given, instead of telling it from `url`.
+        url: the bus URL, from which ``messaging.system`` is told (see `messaging_system`);
+            by default the URL of the bus it is given to (the first one, if several).
+        system: ``messaging.system`` as given, instead of telling it from a URL.
         tracer_provider: the provider to take the tracer from (the global one by default).
     """
 
@@ -70,8 +71,15 @@ class OpenTelemetry(Middleware):
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.system = system or messaging_system(url)
+        self._told = system is not None or url is not None
         self.tracer = trace.get_tracer("tidings", __version__, tracer_provider=tracer_provider)
         self._propagator = TraceContextTextMapPropagator()
+
+    def bind(self, bus: Any) -> None:
+        """Tell ``messaging.system`` from the bus's URL, unless it was given."""
+        if not self._told:
+            self.system = messaging_system(str(getattr(bus, "url", "")))
+            self._told = True
 
     async def consume(self, ctx: Context, call_next: ConsumeNext) -> Outcome | None:
         """Run the delivery inside a CONSUMER span, a child (or, replayed, a link) of the
