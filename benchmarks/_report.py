@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._kept import kept_sections
 from ._lab import Lab
 
 CHARTS_DIR = "benchmarks"  # under the output directory, next to benchmarks.md
@@ -105,8 +106,9 @@ def write(
         parts.append("## Not measured\n")
         parts.append("These scenarios failed in this run:\n")
         parts.append("\n".join(f"- {name}: `{error}`" for name, error in failed.items()) + "\n")
-    parts.append(_machine(results))
     markdown = out / "benchmarks.md"
+    parts += kept_sections(markdown)  # written by hand: carried over
+    parts.append(_machine(results))
     markdown.write_text("\n".join(parts).rstrip() + "\n")
     return markdown
 

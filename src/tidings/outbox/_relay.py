@@ -12,6 +12,10 @@ sends them again (consumers with an inbox, or ``idempotent=True``, absorb the co
 - An unroutable row becomes dead at once (unless the bus ignores unroutable publishes).
 - Any other error counts a failed attempt and backs the row off (exponentially); after
   ``attempts`` it becomes dead. A dead row never holds back the later rows of its key.
+- A database that refuses (down, or a SQLite file another writer keeps busy past its busy
+  timeout): the pass stops, with one warning, and the relay tries again. Marking confirmed
+  rows sent is tried `MARK_TRIES` times, since rows left unmarked are sent again when
+  their lease ends.
 
 Between passes the relay waits for a wake-up (a commit in this process, a PostgreSQL
 notification) or the poll interval, and now and then deletes old sent rows and expired inbox
@@ -29,6 +33,8 @@ import random
 import socket
 import uuid
 
+from sqlalchemy.exc import DBAPIError
+
 from .._exceptions import BrokerUnavailable, QueueFull
 from ..transports import CAP_ATOMIC_BATCH, Transport
 from ._settings import OutboxSettings
@@ -44,6 +50,8 @@ MAX_DOWN_WAIT = 5.0
 """Longest wait between two tries while the broker is down."""
 MAX_BACK_OFF = 60.0
 """Longest back-off of a row that failed."""
+MARK_TRIES = 3
+"""Tries to mark confirmed rows sent while the database refuses the write."""
 
 
 class _BrokerDown(Exception):
@@ -88,6 +96,7 @@ class Relay:
         self._task: asyncio.Task[None] | None = None
         self._cleaned_at = -math.inf
         self._down = 0
+        self._refused = 0
         self._rng = random.Random()
 
     @property
@@ -134,6 +143,7 @@ class Relay:
                     logger.info("outbox of bus %r: the broker is back", self.store.bus)
                 self._down = 0
                 await self._cleanup()
+                self._refused = 0
                 wait, wake = self.settings.poll, self._wake
             except asyncio.CancelledError:
                 raise
@@ -148,6 +158,16 @@ class Relay:
                 wait = min(MAX_DOWN_WAIT, 0.1 * 2**self._down)
                 self._down += 1
                 wake = asyncio.Event()  # commits do not hurry a broker that is down
+            except (DBAPIError, OSError) as exc:
+                if not self._refused:
+                    logger.warning(
+                        "outbox of bus %r: the database refused (%s); the relay tries again",
+                        self.store.bus,
+                        " ".join(str(getattr(exc, "orig", None) or exc).split()),
+                    )
+                wait = min(self.settings.poll, 0.1 * 2**self._refused)
+                self._refused += 1
+                wake = self._wake
             except Exception:
                 logger.exception("outbox of bus %r: relay pass failed", self.store.bus)
                 wait, wake = self.settings.poll, self._wake
@@ -254,7 +274,7 @@ class Relay:
         """Mark confirmed rows sent; unroutable ones dead. On an atomic transport a call
         holding an unroutable row stored none of it: the others go back, to be sent again."""
         if all(routed) or self.on_unroutable != "error":
-            await self.store.sent([r.id for r in rows])
+            await self._mark_sent([r.id for r in rows])
             return len(rows)
         for row, ok in zip(rows, routed, strict=True):
             if not ok:
@@ -268,8 +288,19 @@ class Relay:
         if self.atomic:
             await self.store.release(kept)
             return 0
-        await self.store.sent(kept)
+        await self._mark_sent(kept)
         return len(kept)
+
+    async def _mark_sent(self, ids: list[int]) -> None:
+        """Mark confirmed rows sent, trying again while the database refuses the write."""
+        for attempt in range(MARK_TRIES):
+            try:
+                await self.store.sent(ids)
+                return
+            except DBAPIError:
+                if attempt == MARK_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
 
     async def _dead(self, row: OutboxRow, reason: str) -> None:
         logger.error(
