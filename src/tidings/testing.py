@@ -14,7 +14,9 @@ async def test_reserves_stock():
 
 `TestBus` swaps the bus's transport for a private in-memory broker, so retries, dead
 letters, idempotency and the context's buffered publishing behave as in production, while
-back-off delays wait for ``tb.clock.advance(seconds)`` instead of real time.
+back-off delays wait for ``tb.clock.advance(seconds)`` instead of real time. On a bus with a
+``database`` the outbox, the inbox and sagas run too: a saga's timeout (a delayed message)
+is due once the clock passes it, so a 15-minute timeout takes no real time.
 """
 
 from __future__ import annotations
@@ -174,6 +176,8 @@ class TestBus:
                 await self._settle(broker)
                 if await self.bus._outbox.drain():
                     continue  # what the relay sent may be handled, and stage more
+                if not broker.idle(self.clock.time()):
+                    continue  # the relay's own pass (which drain waited for) sent some
                 if not retries:
                     return
                 pending = broker.next_available()

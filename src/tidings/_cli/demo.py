@@ -90,6 +90,28 @@ TimeoutOption = Annotated[
     float, typer.Option("--timeout", min=1.0, help="Seconds to wait for everything.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        metavar="URL",
+        help="shop: the application's database for its tables, outbox, inbox and sagas, e.g. "
+        "postgresql+asyncpg://user@host/db (default: a temporary SQLite file).",
+        show_default=False,
+    ),
+]
+ChaosOption = Annotated[
+    bool,
+    typer.Option(
+        "--chaos",
+        help="Kill a random worker process (SIGKILL) every few seconds and start it again; "
+        "the summary checks the scenario's invariants in its database.",
+    ),
+]
+ChaosEveryOption = Annotated[
+    float,
+    typer.Option("--chaos-every", min=0.1, metavar="SECONDS", help="Seconds between kills."),
+]
 
 
 def _queue_table(snapshot: Snapshot) -> Table:
@@ -161,11 +183,15 @@ def _dlq_hint(group: str, url: str, name: str) -> str:
     return f"Look at them: {command}{note}"
 
 
-def _print_summary(console: Console, result: DemoResult, temporary: bool, name: str) -> None:
+def _print_summary(
+    console: Console, result: DemoResult, temporary: bool, name: str, database: str | None
+) -> None:
     data = result.to_dict()
     scenario = SCENARIOS[result.scenario]
     where = "a temporary embedded broker" if temporary else data["url"]
     how = f"{result.processes} worker processes" if result.processes else "one process"
+    if result.kills:
+        how += f" ({result.kills} killed with SIGKILL and started again on the way)"
     console.print(f"\n{result.scenario} on {where} with {how} in {result.seconds:.2f}s")
     counts = table("outcome", "count", right=("count",))
     for outcome, value in result.counts.items():
@@ -174,12 +200,24 @@ def _print_summary(console: Console, result: DemoResult, temporary: bool, name: 
     console.print(scenario.describe(result.counts))
     lat = data["latency_ms"]
     console.print(f"end-to-end latency p50 {_ms(lat['p50'])}, p99 {_ms(lat['p99'])}")
+    if result.invariants:
+        rules = table("invariant (read from the database)", "holds")
+        for rule, holds in result.invariants.items():
+            rules.add_row(rule, "yes" if holds else "NO")
+        console.print(rules)
     dead = [g for g, n in result.dead.items() if n]
     named = f" --name {shlex.quote(name)}" if name != "tidings" else ""
     if temporary:
         console.print(
             f"Keep the broker to look around: tidings demo {result.scenario} "
             f"--url sqlite:///demo.db{named}, then tidings queues --url sqlite:///demo.db{named}",
+            soft_wrap=True,
+            markup=False,
+        )
+    if scenario.uses_database and database:
+        shown, _ = _without_password(database)
+        console.print(
+            f"Its checkouts: tidings sagas list checkout --database {shlex.quote(shown)}{named}",
             soft_wrap=True,
             markup=False,
         )
@@ -198,11 +236,15 @@ def demo(
     time_scale: TimeScaleOption = 1.0,
     timeout: TimeoutOption = 180.0,
     as_json: JsonOption = False,
+    database: DatabaseOption = None,
+    chaos: ChaosOption = False,
+    chaos_every: ChaosEveryOption = 2.0,
 ) -> None:
     """Run a scenario end to end: shop (default), streaming or signup.
 
-    shop: orders go through inventory, payment and shipping; declined cards are
-    compensated. streaming: video events fan out to recommendation, notification and a
+    shop: a checkout saga takes orders through inventory, payment and shipping; declined
+    cards and payment timeouts are compensated (--chaos kills workers on the way and checks
+    the invariants). streaming: video events fan out to recommendation, notification and a
     flaky analytics service. signup: the API answers at once, e-mail and points catch up.
     Prints the outcome counts and the end-to-end latency.
     """
@@ -213,8 +255,12 @@ def demo(
     bus_options: dict[str, Any] = {"name": name}
     if dedupe:
         bus_options["dedupe"] = dedupe
+    if chaos and (not processes or (url or "").startswith("memory:")):
+        raise typer.BadParameter("--chaos kills worker processes: run with --processes 1 or more")
     with tempfile.TemporaryDirectory(prefix="tidings-demo-", ignore_cleanup_errors=True) as tmp:
         where = url or f"sqlite:///{Path(tmp) / 'demo.db'}"
+        if chosen.uses_database:
+            bus_options["database"] = database or f"sqlite+aiosqlite:///{Path(tmp) / 'shop.db'}"
         snapshot = Snapshot(scenario=chosen, count=items)
         view = _View(console, snapshot, live=console.is_terminal and not as_json)
         play = run_scenario(
@@ -226,15 +272,21 @@ def demo(
             timeout=timeout,
             on_progress=view.update,
             bus_options=bus_options,
+            chaos=chaos_every if chaos else None,
+            seed=seed,
         )
         if view.live is not None:
             with view.live:
-                result = run_async(play, urls=[url, dedupe])
+                result = run_async(play, urls=[url, dedupe, database])
         else:
-            result = run_async(play, urls=[url, dedupe])
+            result = run_async(play, urls=[url, dedupe, database])
     if result is None:  # interrupted
         raise typer.Exit(130)
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
     else:
-        _print_summary(console, result, temporary=url is None, name=name)
+        _print_summary(console, result, temporary=url is None, name=name, database=database)
+    if not result.holds:
+        broken = ", ".join(rule for rule, holds in result.invariants.items() if not holds)
+        typer.echo(f"error: invariants broken: {broken}", err=True)
+        raise typer.Exit(1)

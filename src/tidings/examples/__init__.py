@@ -5,8 +5,8 @@ group and an ``attach(bus, settings)`` function that subscribes its handlers, an
 package's ``create_bus(url, settings)`` builds a bus with all of them (or some of them).
 The same code runs on ``memory://``, ``sqlite:///file.db`` and RabbitMQ.
 
-* `tidings.examples.shop` — order -> stock -> payment -> shipping -> notification, with
-  declined payments compensated by choreography.
+* `tidings.examples.shop` — order -> stock -> payment -> shipping -> notification,
+  orchestrated by a checkout saga that compensates declined cards and payment timeouts.
 * `tidings.examples.streaming` — video events fanned out to recommendation, notification
   and a flaky analytics service.
 * `tidings.examples.signup` — a sign-up API that answers at once while the e-mail and

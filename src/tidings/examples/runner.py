@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from tidings import Bus, ConfigError, GroupStats, TidingsError
 from tidings.transports import mask_url
 
 from .plan import Settings, bus_options_to_env
-from .scenario import OBSERVER_GROUP, Scenario, Tracker
+from .scenario import OBSERVER_GROUP, Audit, Scenario, Tracker
 from .shop import ShopScenario
 from .signup import SignupScenario
 from .streaming import StreamingScenario
@@ -75,6 +76,13 @@ class DemoResult:
     counts: dict[str, int]
     dead: dict[str, int]
     latencies: list[float]
+    invariants: dict[str, bool] = field(default_factory=dict)
+    kills: int = 0
+
+    @property
+    def holds(self) -> bool:
+        """True when every invariant the scenario checked holds."""
+        return all(self.invariants.values())
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data."""
@@ -91,6 +99,8 @@ class DemoResult:
             "counts": self.counts,
             "dead_letters": self.dead,
             "latency_ms": {"p50": ms(50), "p99": ms(99)},
+            "invariants": self.invariants,
+            "workers_killed": self.kills,
         }
 
 
@@ -113,14 +123,35 @@ class _Workers:
             "TIDINGS_URL": url,
             "PYTHONUNBUFFERED": "1",
         }
-        command = [sys.executable, "-m", "tidings", "run", scenario.worker, "--drain-timeout", "5"]
+        self._command = [
+            *(sys.executable, "-m", "tidings", "run", scenario.worker, "--drain-timeout", "5")
+        ]
+        self._env = env
         self.procs: list[subprocess.Popen[bytes]] = []
         self._reported: set[int] = set()
+        self.kills = 0
         for n in range(count):
-            with Path(self._logs.name, f"worker-{n + 1}.log").open("wb") as log:
-                proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-            self.procs.append(proc)
-            logger.info("worker %d started (pid %d)", n + 1, proc.pid)
+            self.procs.append(self._spawn(n))
+
+    def _spawn(self, n: int) -> subprocess.Popen[bytes]:
+        with Path(self._logs.name, f"worker-{n + 1}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT
+            )
+        logger.info("worker %d started (pid %d)", n + 1, proc.pid)
+        return proc
+
+    def kill_one(self, rng: random.Random) -> None:
+        """SIGKILL a random running worker, and start another in its place."""
+        n = rng.randrange(len(self.procs))
+        proc = self.procs[n]
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            self._reported.add(proc.pid)
+            self.kills += 1
+            logger.warning("chaos: killed worker %d (pid %d)", n + 1, proc.pid)
+        self.procs[n] = self._spawn(n)
 
     def alive(self) -> int:
         """How many are running; a failure is reported once, and an error when none is."""
@@ -194,12 +225,14 @@ class _Run:
         self.services = scenario.create_bus(url, settings, consume=consume, **options)
         self.workers: _Workers | None = None
         self.base: dict[str, int] = {}  # each group's dead letters before the run
+        self.audit: Audit | None = None
 
     async def start(self, dedupe: object) -> None:
         """Start the services' bus (the observer is started first) and note the groups'
         dead letters, so the run counts only its own."""
         _check_dedupe(self.scenario, self.services, self.observer, dedupe)
         await self.services.start()
+        await self.scenario.prepare(self.services)
         self.base = {s.group: s.dead for s in await self.services.stats()}
 
     def progress(self) -> None:
@@ -248,6 +281,14 @@ class _Run:
                 )
             await asyncio.sleep(_POLL)
         self.report(self.snapshot)
+        self.audit = await self.scenario.audit(self.services)
+
+    async def chaos(self, every: float, rng: random.Random) -> None:
+        """Kill a random worker every `every` seconds (restarting it), until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            if self.workers is not None:
+                await asyncio.to_thread(self.workers.kill_one, rng)
 
     async def close(self, failed: bool) -> None:
         """Stop the workers and close both buses; on failure, do not wait for handlers
@@ -259,14 +300,19 @@ class _Run:
         await self.observer.close(drain_timeout=0.5 if failed else 10.0)
 
     def result(self, url: str, processes: int, seconds: float) -> DemoResult:
+        counts = self.scenario.summary(self.tracker, self.snapshot.count, self.snapshot.dead)
+        if self.audit is not None:
+            counts.update(self.audit.counts)
         return DemoResult(
             scenario=self.scenario.name,
             url=url,
             processes=processes,
             seconds=seconds,
-            counts=self.scenario.summary(self.tracker, self.snapshot.count, self.snapshot.dead),
+            counts=counts,
             dead=dict(self.snapshot.dead),
             latencies=list(self.tracker.latencies.values()),
+            invariants=dict(self.audit.invariants) if self.audit is not None else {},
+            kills=self.workers.kills if self.workers is not None else 0,
         )
 
 
@@ -280,13 +326,17 @@ async def run_scenario(
     timeout: float = 120.0,
     on_progress: Callable[[Snapshot], None] | None = None,
     bus_options: Mapping[str, Any] | None = None,
+    chaos: float | None = None,
+    seed: int | None = None,
 ) -> DemoResult:
     """Run `scenario` with `count` items on `url` until it finished; return the result.
 
     With `processes` > 0 the services run in that many worker processes (not on
     ``memory://``, which one process owns); otherwise in this process. `bus_options`
     (``name``, ``dedupe``, transport options) go to every bus of the run, the workers'
-    too. Raises `TidingsError` when the run does not finish within `timeout` seconds, and
+    too. With `chaos` (seconds) and worker processes, a random worker is killed with
+    SIGKILL that often while the run goes on, and started again (`seed` seeds the choice).
+    Raises `TidingsError` when the run does not finish within `timeout` seconds, and
     `ConfigError` when the scenario needs a dedupe store the broker lacks.
     """
     options = dict(bus_options or {})
@@ -305,13 +355,20 @@ async def run_scenario(
     )
     await run.observer.start()  # the observer's group exists before any outcome is published
     failed = True
+    monkey: asyncio.Task[None] | None = None
     try:
         await run.start(options.get("dedupe"))
         if processes:
             run.workers = _Workers(scenario, url, settings, processes, options)
+            if chaos:
+                monkey = asyncio.create_task(run.chaos(chaos, random.Random(seed)))
         await run.publish()
         await run.wait(timeout, started + timeout)
         failed = False
     finally:
+        if monkey is not None:
+            monkey.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monkey
         await run.close(failed)
     return run.result(url, processes, time.monotonic() - started)

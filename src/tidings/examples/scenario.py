@@ -18,7 +18,7 @@ from tidings import Bus, Context
 
 from .plan import Settings
 
-__all__ = ["OBSERVER_GROUP", "Scenario", "Tracker", "build_bus"]
+__all__ = ["OBSERVER_GROUP", "Audit", "Scenario", "Tracker", "build_bus"]
 
 Attach = Callable[[Bus, Settings], None]
 
@@ -56,6 +56,19 @@ def build_bus(
 
 
 OBSERVER_GROUP = "demo-observer"
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """A scenario's end state read from its own databases, not from the events seen.
+
+    Attributes:
+        counts: outcome counts (they replace the tracker's in the summary).
+        invariants: each rule that must hold whatever crashed, and whether it does.
+    """
+
+    counts: dict[str, int]
+    invariants: dict[str, bool]
 
 
 @dataclass(slots=True)
@@ -96,6 +109,8 @@ class Scenario(ABC):
         groups: the scenario's groups, in the order of the flow.
         worker: the ``module:bus`` target a worker process runs.
         outcome_types: the event types the tracker subscribes to.
+        uses_database: True when the scenario's services need a ``database`` (given to
+            their bus as a bus option).
     """
 
     name: str
@@ -104,6 +119,7 @@ class Scenario(ABC):
     groups: tuple[str, ...]
     worker: str
     outcome_types: tuple[str, ...]
+    uses_database: bool = False
 
     @abstractmethod
     def create_bus(
@@ -148,9 +164,19 @@ class Scenario(ABC):
     def describe(self, counts: Mapping[str, int]) -> str:
         """One sentence about the final counts, for people."""
 
+    async def prepare(self, bus: Bus) -> None:
+        """Make the scenario's own state ready for a run, once `bus` (the services' bus)
+        has started and before any workload (nothing by default)."""
+        return None
+
+    async def audit(self, bus: Bus) -> Audit | None:
+        """Read the end state from the scenario's own databases (None: it keeps none)."""
+        return None
+
     def observer(self, url: str, tracker: Tracker, *, name: str = "tidings", **options: Any) -> Bus:
         """A bus with one group, ``demo-observer``, recording the outcome events; `name`
         must be the services' bus name (on RabbitMQ, the exchange they publish to)."""
+        options.pop("database", None)  # the services' own
         bus = Bus(url, name=name, on_unroutable="ignore", **options)
         for event_type in self.outcome_types:
 
