@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.postgres_server import PostgresServer, postgres_server  # noqa: F401
 from tests.servers import RabbitNode, delete_namespace, rabbitmq_node  # noqa: F401
 from tests.support import Child, Children, wait_for
 from tidings.examples.plan import Settings
@@ -196,6 +197,27 @@ async def test_demo_shop_chaos_on_rabbitmq(
     result = summary(demo)
     assert result["workers_killed"] >= 1
     assert result["counts"]["completed"] + result["counts"]["compensated"] == 40
+    holds(result)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+async def test_demo_shop_on_postgresql(
+    children: Children,
+    work: Path,
+    postgres_server: PostgresServer,  # noqa: F811
+) -> None:
+    # Given the shop's database on PostgreSQL (the broker: a temporary embedded one)
+    database = await postgres_server.create_database()
+    demo = children.tidings(
+        "demo", "shop", "--orders", "40", "--time-scale", "0.1", "--database", database,
+        "--json", cwd=work,
+    )  # fmt: skip
+
+    # Then its tables, outbox, inbox and sagas live there, and every order ends as planned
+    assert await asyncio.to_thread(demo.wait, 100) == 0, demo.log
+    result = summary(demo)
+    assert result["counts"] == shop_plan(7, 40)
     holds(result)
 
 
