@@ -95,8 +95,9 @@ def test_the_relay_sends_what_was_committed_and_stops_cleanly(
 
 
 def test_a_bus_without_a_database_has_no_relay(tmp_path: Path) -> None:
-    (tmp_path / "plain.py").write_text("from tidings import Bus\n\nbus = Bus('memory://')\n")
-    result = cli("outbox", "relay", f"{tmp_path / 'plain.py'}:bus")
+    plain = tmp_path / f"plain_{uuid.uuid4().hex[:12]}.py"  # modules stay imported here
+    plain.write_text("from tidings import Bus\n\nbus = Bus('memory://')\n")
+    result = cli("outbox", "relay", f"{plain}:bus")
     assert result.exit_code == 1
     [line] = result.stderr.splitlines()
     assert line.startswith("error: ") and "has no outbox" in line
