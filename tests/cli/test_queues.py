@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+import sqlite3
+import textwrap
+import uuid
+from pathlib import Path
 
+import pytest
 from rich.console import Console
 
+from tests.servers import RabbitNode, delete_namespace, rabbitmq_node  # noqa: F401
 from tests.support import Children, wait_for
 from tidings import GroupStats
 from tidings._cli.queues import queues_table
@@ -89,3 +96,44 @@ def test_group_names_are_whole_on_a_100_column_terminal() -> None:
     for name in names:
         assert any(name in line for line in screen.splitlines()), screen
     assert "…" not in screen
+
+
+@pytest.mark.rabbitmq
+def test_queues_on_rabbitmq_reads_the_app_outbox_without_opening_it(
+    tmp_path: Path,
+    rabbitmq_node: RabbitNode,  # noqa: F811
+) -> None:
+    # Given an app on RabbitMQ whose database has no tidings tables yet (its bus is opened
+    # publish-only to read the groups' counters)
+    name = f"q{uuid.uuid4().hex[:10]}"
+    database = tmp_path / "app.db"
+    sqlite3.connect(database).close()
+    path = tmp_path / f"shop_{uuid.uuid4().hex[:12]}.py"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            from tidings import Bus
+
+            bus = Bus({rabbitmq_node.url!r}, name={name!r},
+                      management_url={rabbitmq_node.management_url!r},
+                      database="sqlite+aiosqlite:///{database}")
+
+
+            @bus.subscribe("shop.#", group="orders")
+            async def handle(event: dict) -> None:
+                raise AssertionError("an inspecting command must not start the app")
+            """
+        )
+    )
+    try:
+        # When its queues are listed
+        table = cli("queues", "--app", f"{path}:bus")
+        # Then the groups are there, the outbox line says why it cannot be read, and the
+        # command neither created the tables nor ran a relay
+        assert table.exit_code == 0, table.output
+        assert "orders" in table.stdout
+        assert "outbox: cannot be read" in table.stdout and "tidings_outbox" in table.stdout
+        with sqlite3.connect(database) as conn:
+            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+    finally:
+        asyncio.run(delete_namespace(rabbitmq_node, name))
