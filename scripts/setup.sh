@@ -13,3 +13,12 @@ fi
 bash scripts/install-servers.sh
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# The official AsyncAPI JSON Schemas, which the tests validate `tidings asyncapi` against
+# (tests/schemas/test_asyncapi.py); once, into .cache/npm.
+if [ ! -f .cache/npm/node_modules/@asyncapi/specs/schemas/3.0.0-without-\$id.json ]; then
+    if command -v npm >/dev/null 2>&1; then
+        npm install --silent --no-audit --no-fund --prefix .cache/npm @asyncapi/specs@6 >/dev/null
+    else
+        echo "setup: npm not found; the AsyncAPI tests need Node.js and npm" >&2
+    fi
+fi

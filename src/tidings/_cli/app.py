@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from .asyncapi import asyncapi
 from .demo import demo
 from .dlq import dlq_app
 from .health import health
@@ -25,6 +26,7 @@ from .queues import queues
 from .replay import replay
 from .run import run
 from .sagas import sagas_app
+from .schema import schema_app
 
 __all__ = ["app", "hoist_global_options", "main"]
 
@@ -47,6 +49,8 @@ app.command(cls=TidingsCommand, no_args_is_help=True)(replay)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sagas_app, name="sagas")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(schema_app, name="schema")
+app.command(cls=TidingsCommand, no_args_is_help=True)(asyncapi)
 
 # Commands that log at INFO unless told otherwise; the others log warnings and errors only.
 _CHATTY = {"run"}

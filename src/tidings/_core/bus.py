@@ -13,11 +13,13 @@ from .._clock import Clock
 from .._exceptions import ConfigError, StateError
 from ..outbox import OutboxStats
 from ..transports import GroupStats, Transport, mask_url
+from .bus_publisher import publisher_of
 from .dlq import DeadLetters
 from .duration import parse_since
 from .messages import Message
 from .middleware import check_middleware
 from .outbox_link import OutboxLink
+from .published import declare_published
 from .publishing import Publisher
 from .retry import Retry
 from .saga_link import OnMissing, add_saga
@@ -190,6 +192,10 @@ class Bus:
         now = lambda: self.clock.time()  # noqa: E731 (TestBus replaces the clock later)
         add_saga(self._groups, self._outbox, saga, on_missing, retry, self.middleware, now)
 
+    def publishes(self, *message_classes: type[Message]) -> None:
+        """Declare the events and commands this bus publishes (``tidings schema``, ``asyncapi``)."""
+        declare_published(self, message_classes)
+
     @property
     def groups(self) -> dict[str, Group]:
         """The groups registered on this bus, by name."""
@@ -236,14 +242,7 @@ class Bus:
         return self._outbox.engine
 
     def _make_publisher(self) -> Publisher:
-        return Publisher(
-            self._options,
-            source=self.source,
-            wire=self.wire,
-            middleware=self.middleware,
-            transport=lambda: self.transport,
-            stage=lambda session, messages: self._outbox.stage(session, messages),
-        )
+        return publisher_of(self)
 
     async def start(self, *, groups: Sequence[str] | None = None) -> None:
         """Connect, declare this bus's groups, and start consumers (unless ``consume=False``).

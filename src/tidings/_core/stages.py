@@ -25,6 +25,7 @@ from .context import Context
 from .middleware import ConsumeStack, Outcome
 from .retry import Retry
 from .subscription import Group, Handler
+from .upcasting import UpcastError, registry, version_of
 from .watchdog import Watchdog
 
 __all__ = [
@@ -145,11 +146,18 @@ def outcome_of_failure(
 
 
 class Validate(Stage):
-    """Decode, choose the group's handler for the type, validate the data into its type;
-    dead-letter what fails, with the reason."""
+    """Decode, choose the group's handler for the type, upcast the data to the version of
+    the handler's model (`tidings.schemas`), validate it into its type; dead-letter what
+    fails, with the reason. A handler needing an upcaster that is missing is a `ConfigError`
+    when the group starts."""
 
     def __init__(self, group: Group) -> None:
         self.group = group
+        for handler in group.handlers:
+            version = version_of(handler.model)
+            if version is not None:
+                where = f"handler {handler.name} of group {group.name!r}"
+                registry.check(getattr(handler.model, "__message_type__", ""), version, where)
 
     async def __call__(self, ctx: Context) -> Outcome:
         work: Decoded = ctx._work
@@ -160,8 +168,15 @@ class Validate(Stage):
             reason = f"no handler in group {self.group.name!r} for event type {ctx.envelope.type!r}"
             return Outcome.dead_letter(reason)
         work.handler = handler
+        data = work.data
+        target = version_of(handler.model, ctx.envelope.type)
+        if target is not None:
+            try:
+                data = registry.upcast(ctx.envelope.type, ctx.envelope.dataversion, target, data)
+            except UpcastError as exc:
+                return Outcome.dead_letter(str(exc), exc)
         try:
-            work.event = handler.validate(work.data)
+            work.event = handler.validate(data)
         except ValidationError as exc:
             errors = exc.errors()
             where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
