@@ -28,6 +28,7 @@ from .messages import Message
 __all__ = ["Upcast", "UpcastError", "Upcasters", "registry", "upcaster", "version_of"]
 
 Upcast = Callable[[dict[str, Any]], dict[str, Any]]
+"""An upcaster: the data (a dict) of one version in, the data of the next version out."""
 
 
 class UpcastError(Exception):
