@@ -54,97 +54,115 @@ def _server(url: str) -> dict[str, Any]:
     return server
 
 
-def _channel_binding(address: str, bus_name: str) -> dict[str, Any]:
+def _channel_binding(bus_name: str) -> dict[str, Any]:
+    exchange = {"name": bus_name, "type": "topic", "durable": True, "autoDelete": False}
+    return {"amqp": {"is": "routingKey", "exchange": exchange, "bindingVersion": _AMQP}}
+
+
+def _message(cls: type[Message], payload: Any) -> dict[str, Any]:
     return {
-        "amqp": {
-            "is": "routingKey",
-            "exchange": {"name": bus_name, "type": "topic", "durable": True, "autoDelete": False},
-            "bindingVersion": _AMQP,
-        }
+        "name": cls.__message_type__,
+        "title": f"{cls.__name__} (version {cls.__message_version__})",
+        "summary": (cls.__doc__ or "").strip().split("\n")[0] or cls.__name__,
+        "contentType": "application/json",
+        "payload": payload,
+        "x-tidings-kind": cls.__message_kind__,
+        "x-tidings-version": cls.__message_version__,
     }
+
+
+class _Document:
+    """The parts of the document, filled in by the catalog of one bus."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus_name: str = bus.name
+        self.catalog = catalog_of(bus)
+        self.classes = list(self.catalog.messages.values())
+        self.schemas: dict[str, Any] = {}
+        self.messages: dict[str, Any] = {}
+        self.channels: dict[str, Any] = {}
+        self.operations: dict[str, Any] = {}
+
+    def payloads(self) -> None:
+        """The messages and their payloads; every nested model once, under schemas."""
+        if not self.classes:
+            return
+        keyed, defs = models_json_schema(
+            [(c, "validation") for c in self.classes],
+            ref_template="#/components/schemas/{model}",
+        )
+        self.schemas.update(defs.get("$defs", {}))
+        for cls in self.classes:
+            self.messages[_message_key(cls)] = _message(cls, keyed[(cls, "validation")])
+
+    def channel(self, address: str) -> str:
+        """The key of the channel of `address`, made on first use."""
+        key = _id(address)
+        if key not in self.channels:
+            known = [c for c in self.classes if c.__message_type__ == address]
+            self.channels[key] = {
+                "address": address,
+                "messages": {
+                    _message_key(c): {"$ref": f"#/components/messages/{_message_key(c)}"}
+                    for c in known
+                },
+                "bindings": _channel_binding(self.bus_name),
+            }
+        return key
+
+    def receive(self) -> None:
+        """A receive operation per group and channel its patterns match."""
+        known = sorted({c.__message_type__ or "" for c in self.classes})
+        for group, handlers in self.catalog.received.items():
+            for pattern, model in handlers:
+                types = [t for t in known if matches(pattern, t)]
+                if model is not None and model.__message_type__ not in types:
+                    types.append(model.__message_type__ or "")
+                for address in types or [pattern]:
+                    key = self.channel(address)
+                    self.operations[_id(f"{group}.receive.{address}")] = {
+                        "action": "receive",
+                        "channel": {"$ref": f"#/channels/{key}"},
+                        "summary": f"group {group} handles {address} (pattern {pattern})",
+                        "messages": [
+                            {"$ref": f"#/channels/{key}/messages/{m}"}
+                            for m in self.channels[key]["messages"]
+                        ],
+                        "bindings": {"amqp": {"ack": True, "bindingVersion": _AMQP}},
+                        "x-tidings-group": group,
+                    }
+
+    def send(self) -> None:
+        """A send operation per class of ``bus.publishes``."""
+        for cls in self.catalog.sent:
+            address = cls.__message_type__ or ""
+            key = self.channel(address)
+            amqp = {"deliveryMode": 2, "mandatory": True, "bindingVersion": _AMQP}
+            self.operations[_id(f"{self.bus_name}.send.{address}")] = {
+                "action": "send",
+                "channel": {"$ref": f"#/channels/{key}"},
+                "summary": f"publishes {address}",
+                "messages": [{"$ref": f"#/channels/{key}/messages/{_message_key(cls)}"}],
+                "bindings": {"amqp": amqp},
+            }
 
 
 def asyncapi_document(
     bus: Any, *, title: str | None = None, version: str = "1.0.0"
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of `bus` (a `tidings.Bus`) as a dict, ready for JSON or
-    YAML (see the module's docstring for what it holds)."""
-    cat = catalog_of(bus)
-    classes = list(cat.messages.values())
-    schemas: dict[str, Any] = {}
-    refs: dict[type[Message], Any] = {}
-    if classes:
-        keyed, defs = models_json_schema(
-            [(c, "validation") for c in classes], ref_template="#/components/schemas/{model}"
-        )
-        schemas.update(defs.get("$defs", {}))
-        refs = {c: keyed[(c, "validation")] for c in classes}
-    messages = {
-        _message_key(c): {
-            "name": c.__message_type__,
-            "title": f"{c.__name__} (version {c.__message_version__})",
-            "summary": (c.__doc__ or "").strip().split("\n")[0] or c.__name__,
-            "contentType": "application/json",
-            "payload": refs[c],
-            "x-tidings-kind": c.__message_kind__,
-            "x-tidings-version": c.__message_version__,
-        }
-        for c in classes
-    }
-    channels: dict[str, Any] = {}
+    YAML (see the module's docstring for what it holds).
 
-    def channel(address: str) -> str:
-        key = _id(address)
-        if key not in channels:
-            known = [c for c in classes if c.__message_type__ == address]
-            channels[key] = {
-                "address": address,
-                "messages": {
-                    _message_key(c): {"$ref": f"#/components/messages/{_message_key(c)}"}
-                    for c in known
-                },
-                "bindings": _channel_binding(address, bus.name),
-            }
-        return key
-
-    operations: dict[str, Any] = {}
-    for group, handlers in cat.received.items():
-        for pattern, model in handlers:
-            types = sorted(
-                {
-                    c.__message_type__ or ""
-                    for c in classes
-                    if matches(pattern, c.__message_type__ or "")
-                }
-            )
-            if model is not None and model.__message_type__ not in types:
-                types.append(model.__message_type__ or "")
-            for address in types or [pattern]:
-                key = channel(address)
-                operations[_id(f"{group}.receive.{address}")] = {
-                    "action": "receive",
-                    "channel": {"$ref": f"#/channels/{key}"},
-                    "summary": f"group {group} handles {address} (pattern {pattern})",
-                    "messages": [
-                        {"$ref": f"#/channels/{key}/messages/{m}"}
-                        for m in channels[key]["messages"]
-                    ],
-                    "bindings": {
-                        "amqp": {"ack": True, "bindingVersion": _AMQP},
-                    },
-                    "x-tidings-group": group,
-                }
-    for cls in cat.sent:
-        address = cls.__message_type__ or ""
-        key = channel(address)
-        operations[_id(f"{bus.name}.send.{address}")] = {
-            "action": "send",
-            "channel": {"$ref": f"#/channels/{key}"},
-            "summary": f"publishes {address}",
-            "messages": [{"$ref": f"#/channels/{key}/messages/{_message_key(cls)}"}],
-            "bindings": {"amqp": {"deliveryMode": 2, "mandatory": True, "bindingVersion": _AMQP}},
-        }
-    document: dict[str, Any] = {
+    Args:
+        bus: the bus, as the application defines it (it is not started).
+        title: ``info.title``; the bus's name by default.
+        version: ``info.version``, the version of the application's API.
+    """
+    parts = _Document(bus)
+    parts.payloads()
+    parts.receive()
+    parts.send()
+    return {
         "asyncapi": "3.0.0",
         "info": {
             "title": title or bus.name,
@@ -153,8 +171,10 @@ def asyncapi_document(
         },
         "defaultContentType": "application/json",
         "servers": {"broker": _server(bus.url)},
-        "channels": dict(sorted(channels.items())),
-        "operations": dict(sorted(operations.items())),
-        "components": {"messages": messages, "schemas": dict(sorted(schemas.items()))},
+        "channels": dict(sorted(parts.channels.items())),
+        "operations": dict(sorted(parts.operations.items())),
+        "components": {
+            "messages": parts.messages,
+            "schemas": dict(sorted(parts.schemas.items())),
+        },
     }
-    return document
