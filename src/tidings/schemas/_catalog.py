@@ -8,6 +8,7 @@ from typing import Any
 from .._core.messages import Message
 from .._core.published import published_by
 from .._core.upcasting import version_of
+from .._exceptions import ConfigError
 
 __all__ = ["Catalog", "catalog_of", "json_schema_of"]
 
@@ -40,12 +41,31 @@ def catalog_of(bus: Any) -> Catalog:
             model = handler.model if version_of(handler.model) is not None else None
             handlers.append((handler.pattern, model))
             if model is not None:
-                found.messages.setdefault(_key(model), model)
+                _add(found.messages, model)
     for cls in published_by(bus):
         found.sent.append(cls)
-        found.messages.setdefault(_key(cls), cls)
+        _add(found.messages, cls)
     found.messages = dict(sorted(found.messages.items()))
     return found
+
+
+def _add(messages: dict[tuple[str, int], type[Message]], cls: type[Message]) -> None:
+    """Add `cls`; refuse two classes with one type and version but different schemas."""
+    key = _key(cls)
+    known = messages.setdefault(key, cls)
+    if known is not cls and _shape(known) != _shape(cls):
+        raise ConfigError(
+            f"two different schemas for {key[0]!r} version {key[1]}: "
+            f"{known.__module__}.{known.__qualname__} and {cls.__module__}.{cls.__qualname__} "
+            "(give the changed one a new version)"
+        )
+
+
+def _shape(cls: type[Message]) -> dict[str, Any]:
+    """The schema of `cls` but for its title (the class name)."""
+    schema = json_schema_of(cls)
+    schema.pop("title", None)
+    return schema
 
 
 def json_schema_of(cls: type[Message]) -> dict[str, Any]:
