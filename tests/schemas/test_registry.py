@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tidings import Bus, ConfigError, Event
-from tidings.schemas import Mode, check_schemas, export_schemas
+from tidings.schemas import Mode, check_schemas, export_schemas, upcaster
 
 
 class Placed(Event, type="order.placed", version=1):
@@ -58,3 +59,25 @@ def test_publishes_takes_message_classes_only() -> None:
 def test_an_unknown_mode_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown compatibility mode 'lax'"):
         check_schemas(Bus("memory://"), tmp_path, "lax")
+
+
+class PlacedV3(Event, type="order.placed", version=3):
+    order_id: str
+
+
+def test_a_missing_upcaster_fails_the_gate_in_every_mode(tmp_path: Path) -> None:
+    @upcaster("order.placed", from_version=2)
+    def step(data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+    bus = Bus("memory://")
+
+    @bus.subscribe("order.placed", group="billing")
+    async def bill(event: PlacedV3) -> None: ...
+
+    for mode in ("forward", "backward_transitive"):
+        [gap] = check_schemas(bus, tmp_path, mode)
+        assert str(gap) == (
+            "order.placed v3: no upcaster from version 1 to 2 (the bus would not start)"
+        )
+    assert check_schemas(bus, tmp_path, "none") == []

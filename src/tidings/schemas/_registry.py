@@ -11,7 +11,7 @@ from typing import Any
 
 from .._core.upcasting import registry as upcasters
 from .._exceptions import ConfigError
-from ._catalog import catalog_of, json_schema_of
+from ._catalog import Catalog, catalog_of, json_schema_of
 from ._rules import BACKWARD, FORWARD, compare_schemas
 
 __all__ = ["Incompatibility", "Mode", "check_schemas", "export_schemas", "read_registry"]
@@ -57,7 +57,7 @@ class Incompatibility:
     Attributes:
         type: the message type.
         version: the version in the code.
-        against: the stored version it was compared with.
+        against: the stored version it was compared with; None for a missing upcaster.
         path: the field (dotted into nested models); empty for the message itself.
         rule: what changed.
         breaks: ``BACKWARD`` and/or ``FORWARD``, those the mode requires.
@@ -65,13 +65,15 @@ class Incompatibility:
 
     type: str
     version: int
-    against: int
+    against: int | None
     path: str
     rule: str
     breaks: tuple[str, ...]
 
     def __str__(self) -> str:
         where = f"field {self.path!r}" if self.path else "the message"
+        if self.against is None:
+            return f"{self.type} v{self.version}: {self.rule}"
         return (
             f"{self.type} v{self.version} against stored v{self.against}: {where}: "
             f"{self.rule} breaks {' and '.join(self.breaks)}"
@@ -125,11 +127,29 @@ def _linked(mtype: str, earlier: int, version: int) -> bool:
     return any(earlier <= step < version for step in upcasters.steps(mtype))
 
 
+def _gaps(catalog: Catalog) -> list[Incompatibility]:
+    """The upcasters a handler needs and lacks (its bus would not start), in any mode."""
+    found = []
+    for handlers in catalog.received.values():
+        for _, model in handlers:
+            if model is None or not model.__message_type__:
+                continue
+            mtype, version = model.__message_type__, model.__message_version__
+            for step in upcasters.missing(mtype, version):
+                rule = f"no upcaster from version {step} to {step + 1} (the bus would not start)"
+                gap = Incompatibility(mtype, version, None, "", rule, (BACKWARD,))
+                if gap not in found:
+                    found.append(gap)
+    return found
+
+
 def check_schemas(
     bus: Any, directory: str | Path, mode: Mode | str = Mode.BACKWARD_TRANSITIVE
 ) -> list[Incompatibility]:
     """Compare the schemas of `bus`'s messages with those stored in `directory` (see
-    `Mode`); return what breaks, empty when all is compatible.
+    `Mode`); return what breaks, empty when all is compatible. Whatever the mode but
+    ``none``, a handler lacking an upcaster it needs is reported too (the rule names the
+    missing step; the bus would not start).
 
     Raises:
         ConfigError: a bad mode, or a registry that cannot be read (`read_registry`).
@@ -144,7 +164,9 @@ def check_schemas(
     found: list[Incompatibility] = []
     if not wanted:
         return found
-    for (mtype, version), cls in catalog_of(bus).messages.items():
+    catalog = catalog_of(bus)
+    found += _gaps(catalog)
+    for (mtype, version), cls in catalog.messages.items():
         versions = stored.get(mtype, {})
         earlier = sorted(v for v in versions if v < version)
         if not mode.transitive:
