@@ -99,7 +99,7 @@ def test_group_names_are_whole_on_a_100_column_terminal() -> None:
 
 
 @pytest.mark.rabbitmq
-def test_queues_on_rabbitmq_reads_the_app_outbox_without_opening_it(
+def test_inspecting_a_rabbitmq_app_leaves_its_database_alone(
     tmp_path: Path,
     rabbitmq_node: RabbitNode,  # noqa: F811
 ) -> None:
@@ -119,15 +119,17 @@ def test_queues_on_rabbitmq_reads_the_app_outbox_without_opening_it(
                       database="sqlite+aiosqlite:///{database}")
 
 
-            @bus.subscribe("shop.#", group="orders")
+            @bus.subscribe("shop.#", group="orders", transactional=True)
             async def handle(event: dict) -> None:
                 raise AssertionError("an inspecting command must not start the app")
             """
         )
     )
     try:
-        # When its queues are listed
+        # When its queues and its dead letters are listed
         table = cli("queues", "--app", f"{path}:bus")
+        dead = cli("dlq", "list", "orders", "--app", f"{path}:bus")
+        assert dead.exit_code == 0, dead.output
         # Then the groups are there, the outbox line says why it cannot be read, and the
         # command neither created the tables nor ran a relay
         assert table.exit_code == 0, table.output

@@ -129,6 +129,7 @@ async def connect(broker: Broker) -> AsyncIterator[Bus]:
     if broker.app_bus is not None and broker.app_bus.state.value == "new":
         bus = broker.app_bus
         bus.consume = False  # declare its groups, start none of its consumers
+        bus.use_database(None)  # and create no tables in its database, run no relay
     else:
         bus = Bus(broker.url, name=broker.name, consume=False, **options)
     await bus.start()

@@ -77,10 +77,7 @@ def instrument(bus: Bus) -> Prometheus:
         if isinstance(mw, Prometheus) and mw.metrics.registry is REGISTRY:
             return mw
     prometheus = Prometheus(clock=bus.clock)
-    bus.middleware.insert(0, prometheus)
-    # The bus built its publish stack when it was made; build it again so publishing goes
-    # through the new middleware too (a bus has no public way to add middleware later).
-    bus._publisher = bus._make_publisher()
+    bus.add_middleware(prometheus, outermost=True)
     return prometheus
 
 

@@ -147,7 +147,7 @@ async def _serve(
     )
     prometheus = instrument(bus) if metrics else None
     drain = _Drain()
-    bus.middleware.append(drain)  # innermost of the app's middleware: it sees cancellations
+    bus.add_middleware(drain)  # innermost of the app's middleware: it sees cancellations
     refresher: asyncio.Task[None] | None = None
     try:
         await bus.start(groups=groups)

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Self
 
 from .._clock import Clock
-from .._exceptions import ConfigError, StateError
+from .._exceptions import ConfigError
 from ..outbox import OutboxStats
 from ..transports import GroupStats, Transport, mask_url
 from .bus_publisher import publisher_of
@@ -137,8 +137,6 @@ class Bus:
         self._workers: Workers | None = None
         self._state = BusState.NEW
 
-    # -- registration ----------------------------------------------------------------------
-
     def subscribe(
         self,
         pattern: str,
@@ -196,12 +194,17 @@ class Bus:
         """Declare the events and commands this bus publishes (``tidings schema``, ``asyncapi``)."""
         declare_published(self, message_classes)
 
+    def add_middleware(self, middleware: object, *, outermost: bool = False) -> None:
+        """Add `middleware` before the bus is opened: innermost, or `outermost`."""
+        self._state.check_new("middleware can only be added")
+        self.middleware.insert(0 if outermost else len(self.middleware), middleware)
+        check_middleware([middleware], self)
+        self._publisher = self._make_publisher()
+
     @property
     def groups(self) -> dict[str, Group]:
         """The groups registered on this bus, by name."""
         return dict(self._groups)
-
-    # -- lifecycle -------------------------------------------------------------------------
 
     @property
     def state(self) -> BusState:
@@ -216,11 +219,8 @@ class Bus:
     @property
     def transport(self) -> Transport:
         """The open transport; raises `StateError` when the bus is not open."""
-        if self._state is not BusState.OPEN or self._transport is None:
-            raise StateError(
-                f"bus {self.name!r} is {self._state.value}: use 'async with bus:' "
-                "or 'await bus.start()' first"
-            )
+        self._state.check_open(self.name, self._transport)
+        assert self._transport is not None
         return self._transport
 
     def use_transport(self, transport: Transport) -> None:
@@ -251,7 +251,7 @@ class Bus:
         """
         self._state.check_can_start(self.name)
         check_group_names(self._groups, groups)
-        self._outbox.check(self._groups.values())
+        self._outbox.check(self._groups.values() if self.consume else ())
         transport = self._transport or build_transport(
             self._factory, self.url, transport_options(self._options, self._extra)
         )
@@ -294,8 +294,6 @@ class Bus:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    # -- publishing ------------------------------------------------------------------------
 
     async def publish(
         self,
@@ -366,8 +364,6 @@ class Bus:
         routing checks: an unroutable message becomes dead in the outbox)."""
         out = self._publisher.build(message, key=key, id=id, to=to, delay=delay)
         return self._outbox.stage_sync(session, out)
-
-    # -- operations ------------------------------------------------------------------------
 
     async def stats(self) -> list[GroupStats]:
         """Counters and alerts of every group on the broker (what ``tidings queues`` shows)."""

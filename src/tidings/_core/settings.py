@@ -48,6 +48,13 @@ class BusState(enum.Enum):
         if self is not BusState.NEW:
             raise StateError(f"{what} before the bus is opened")
 
+    def check_open(self, bus: str, transport: object) -> None:
+        """Raise `StateError` unless the bus is open (with its `transport`)."""
+        if self is not BusState.OPEN or transport is None:
+            raise StateError(
+                f"bus {bus!r} is {self.value}: use 'async with bus:' or 'await bus.start()' first"
+            )
+
     def check_can_start(self, bus: str) -> None:
         """Raise `StateError` unless a bus in this state can start."""
         if self is BusState.OPEN:
