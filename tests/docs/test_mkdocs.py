@@ -14,6 +14,10 @@ import pytest
 
 import tidings
 import tidings.contract
+import tidings.observability
+import tidings.outbox
+import tidings.sagas
+import tidings.schemas
 import tidings.testing
 import tidings.transports
 import tidings.transports.memory
@@ -47,7 +51,15 @@ def api_reference(site: Path) -> str:
 def public_names() -> list[str]:
     """Every public name, as the API reference's anchors spell it."""
     names = [f"tidings.{n}" for n in [*tidings.__all__, "Publication"]]
-    for module in (tidings.testing, tidings.transports, tidings.contract):
+    for module in (
+        tidings.testing,
+        tidings.transports,
+        tidings.contract,
+        tidings.outbox,
+        tidings.sagas,
+        tidings.schemas,
+        tidings.observability,
+    ):
         names += [f"{module.__name__}.{n}" for n in module.__all__]
     for package, members in OPTIONS_AND_FACTORIES.items():
         names += [f"{package}.{n}" for n in members]

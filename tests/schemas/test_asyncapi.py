@@ -82,10 +82,7 @@ bus.publishes(OrderPlaced, OrderCancelled, ChargeCard)
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
     if not SPEC.exists():
-        message = f"{SPEC} is missing: run scripts/setup.sh (npm install of @asyncapi/specs)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(f"{SPEC} is missing: run scripts/setup.sh (npm install of @asyncapi/specs)")
     loaded: dict[str, Any] = json.loads(SPEC.read_text())
     return loaded
 
