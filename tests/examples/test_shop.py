@@ -4,10 +4,12 @@ seeded plan says, and the shop's tables hold the invariants."""
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tests.support import eventually
+from tidings import Event
 from tidings.examples.plan import Settings
 from tidings.examples.shop import create_bus, db, expected_outcome
 from tidings.examples.shop.events import StockReleased
@@ -118,3 +120,34 @@ async def test_a_lost_payment_answer_is_compensated_in_reverse_order(tmp_path: P
     assert audit.counts == {"orders": 1, "completed": 0, "compensated": 1}
     assert all(audit.invariants.values()), audit.invariants
     assert tb.dead_lettered == []
+
+
+class OrderPlacedV1(Event, type="order.placed", version=1):
+    """The shop's order event as a producer not yet upgraded still publishes it."""
+
+    order_id: str
+    customer: str
+    total: Decimal
+    sku: str = "sku-1"
+    quantity: int = 1
+
+
+async def test_a_version_1_order_is_upcast_and_checked_out(tmp_path: Path) -> None:
+    # Given the shop, whose order.placed is at version 2 (it added a currency)
+    bus = create_bus("memory://", Settings(seed=SEED, time_scale=0.0))
+    order = make_order(1, SEED)
+    old = OrderPlacedV1(**order.model_dump(exclude={"currency"}))
+
+    async with TestBus(bus, database=f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}") as tb:
+        # When an old producer places a version 1 order
+        await place_order(bus, old)  # type: ignore[arg-type]
+        await tb.drain(retries=True)
+        audit = await db.audit(bus.database, bus.name)
+
+    # Then it went out as version 1, was upcast on the way in, and checked out like any order
+    [placed] = [p for p in tb.published if p.type == "order.placed"]
+    assert placed.envelope.dataversion == 1 and "currency" not in placed.data
+    assert tb.dead_lettered == []
+    assert audit.counts["orders"] == 1
+    assert audit.counts["completed"] + audit.counts["compensated"] == 1
+    assert all(audit.invariants.values()), audit.invariants

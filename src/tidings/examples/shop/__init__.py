@@ -29,6 +29,7 @@ from ..plan import Settings
 from ..scenario import Audit, Scenario, Tracker, build_bus
 from . import db, inventory, notification, orders, payment, shipping
 from .checkout import checkout_for
+from .events import register_upcasters
 from .orders import make_order, place_order
 from .payment import declines, loses_answer
 
@@ -91,6 +92,7 @@ def create_bus(
     """
     settings = settings or Settings()
     options.setdefault("outbox_lease", settings.lease)
+    register_upcasters()
     bus = build_bus(
         url,
         settings,

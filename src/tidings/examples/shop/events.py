@@ -4,8 +4,10 @@ one pydantic model each."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from tidings import Command, Event
+from tidings.schemas import registry, upcaster
 
 __all__ = [
     "ChargeCard",
@@ -23,17 +25,38 @@ __all__ = [
     "ShipmentScheduled",
     "StockReleased",
     "StockReserved",
+    "order_placed_v1_to_v2",
+    "register_upcasters",
 ]
 
 
-class OrderPlaced(Event, type="order.placed", version=1):
-    """A customer placed an order (published by the orders API)."""
+class OrderPlaced(Event, type="order.placed", version=2):
+    """A customer placed an order (published by the orders API).
+
+    Version 2 added `currency`. Version 1 events (from an orders API not yet upgraded, from
+    the dead-letter queue or the retained log) are brought up to date on the way in by
+    `order_placed_v1_to_v2`, which `register_upcasters` registers when a shop bus is made.
+    """
 
     order_id: str
     customer: str
     total: Decimal
+    currency: str
     sku: str = "sku-1"
     quantity: int = 1
+
+
+def order_placed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had no currency: the shop sold in euros only."""
+    return {"currency": "EUR", **data}
+
+
+def register_upcasters() -> None:
+    """Register the shop's upcasters (once). Not done on import: the registry is keyed by
+    message type, and importing the example (as the ``tidings`` command does) must not give
+    another application's ``order.placed`` an upcaster."""
+    if 1 not in registry.steps("order.placed"):
+        upcaster("order.placed", from_version=1)(order_placed_v1_to_v2)
 
 
 class ReserveStock(Command, type="inventory.reserve", version=1):

@@ -33,6 +33,7 @@ def make_order(number: int, seed: int) -> OrderPlaced:
         order_id=f"o-{number:05d}",
         customer=customer,
         total=total,
+        currency="EUR",
         sku=sku,
         quantity=1 + (number + seed) % 3,
     )
