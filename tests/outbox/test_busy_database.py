@@ -37,12 +37,18 @@ class Locker:
 
     @classmethod
     def hold(cls) -> None:
-        conn = sqlite3.connect(cls.path, check_same_thread=False, isolation_level=None)
+        # timeout=0: a COMMIT that must wait for a reader fails at once instead of blocking
+        # the event loop (and with it the relay, whose reads it waits for); it is tried again.
+        conn = sqlite3.connect(cls.path, check_same_thread=False, isolation_level=None, timeout=0)
         conn.execute("BEGIN IMMEDIATE")
         cls.held += 1
 
         def release() -> None:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError:  # a reader still holds the file
+                asyncio.get_running_loop().call_later(0.02, release)
+                return
             conn.close()
 
         asyncio.get_running_loop().call_later(cls.seconds, release)
