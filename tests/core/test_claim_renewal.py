@@ -8,8 +8,9 @@ import asyncio
 import uuid
 
 from tests.support import eventually
-from tidings import Bus, Event
+from tidings import Bus, Context, Event, Middleware, Outcome
 from tidings._core.claim import Claim
+from tidings._core.middleware import ConsumeNext
 from tidings.transports import Claimed, DedupeStore
 
 
@@ -25,6 +26,17 @@ async def test_a_copy_arriving_after_the_lease_waits_for_the_running_handler() -
     most = 0
     runs = 0
 
+    outcomes: list[str] = []
+
+    class Watch(Middleware):
+        async def consume(self, ctx: Context, call_next: ConsumeNext) -> Outcome | None:
+            outcome = await call_next(ctx)
+            if outcome.kind == "postpone":
+                outcomes.append(outcome.kind)
+            return outcome
+
+    bus.add_middleware(Watch())
+
     @bus.subscribe("note.taken", group="notes", idempotent=True, concurrency=4)
     async def take(event: Noted) -> None:
         nonlocal running, most, runs
@@ -37,12 +49,16 @@ async def test_a_copy_arriving_after_the_lease_waits_for_the_running_handler() -
             running -= 1
 
     async with bus:
+        claims = bus.transport.dedupe_store()._broker.claims  # type: ignore[union-attr]
         await bus.publish(Noted(text="a"), id="n-1")
         await eventually(lambda: runs == 1, 5, "the first copy to run")
-        # When a second copy arrives three leases later, while the first still runs
-        await asyncio.sleep(0.9)
+        first = claims[("notes", "n-1")]
+        # When a second copy arrives after the first lease would have ended, while the
+        # first copy still runs (its claim renewed past three leases)
+        await eventually(lambda: claims[("notes", "n-1")] > first + 0.6, 5, "renewals")
+        postponed = len(outcomes)
         await bus.publish(Noted(text="a"), id="n-1")
-        await asyncio.sleep(0.6)  # the copy has been delivered and postponed meanwhile
+        await eventually(lambda: len(outcomes) > postponed, 5, "the copy to be postponed")
         release.set()
         await eventually(lambda: running == 0, 5, "the handler to finish")
         stats = {s.group: s for s in await bus.stats()}
@@ -84,8 +100,6 @@ async def test_only_the_claims_of_running_handlers_are_renewed() -> None:
     await eventually(lambda: len(store.renewed) >= 2, 5, "two renewals")
     assert set(store.renewed) == {("notes", "e-1", 0.15)}
     stage._let_go("e-1")
+    # once no handler holds a claim, the renewal task ends by itself
     await eventually(lambda: stage._renewer is not None and stage._renewer.done(), 5, "idle")
-    count = len(store.renewed)
-    await asyncio.sleep(0.2)
-    assert len(store.renewed) == count
     await stage.close()
