@@ -30,6 +30,8 @@ def test_all_is_pinned() -> None:
             "OutboxStats",
             "Permanent",
             "QueueFull",
+            "RemoteError",
+            "RequestTimeout",
             "Retry",
             "StateError",
             "TidingsError",
@@ -52,6 +54,8 @@ def test_exception_tree() -> None:
         "QueueFull",
         "StateError",
         "DeadLetterNotFound",
+        "RemoteError",
+        "RequestTimeout",
     ):
         assert issubclass(getattr(tidings, name), tidings.TidingsError), name
 
@@ -73,6 +77,10 @@ def test_signatures_and_defaults_follow_the_design() -> None:
     assert sub.parameters["ordered"].default is False
     assert sub.parameters["timeout"].default == 300.0
     assert sub.parameters["max_ready"].default is None
+    request = inspect.signature(tidings.Bus.request)
+    assert request.parameters["to"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert request.parameters["timeout"].default == 30.0
+    assert request.parameters["key"].default is None
     retry = tidings.Retry()
     assert (retry.attempts, retry.base, retry.max_delay) == (5, 0.5, 60.0)
     assert retry.on == (Exception,) and retry.never == ()

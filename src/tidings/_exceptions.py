@@ -29,6 +29,8 @@ __all__ = [
     "NotSupported",
     "Permanent",
     "QueueFull",
+    "RemoteError",
+    "RequestTimeout",
     "StateError",
     "TidingsError",
     "Unroutable",
@@ -138,3 +140,43 @@ class Permanent(TidingsError):
     Use it for failures a retry cannot fix: a declined card, a reference to something that
     does not exist, a business rule the event breaks.
     """
+
+
+class RequestTimeout(TidingsError, TimeoutError):
+    """No reply to `Bus.request` came within its timeout. Also a `TimeoutError`.
+
+    The request may still be handled later (it stays in its group until then, retries
+    included); its late reply is dropped.
+
+    Attributes:
+        request_id: the id of the request that got no reply.
+        to: the group it was sent to.
+        timeout: the seconds waited.
+    """
+
+    def __init__(self, message: str, *, request_id: str, to: str, timeout: float) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.to = to
+        self.timeout = timeout
+
+
+class RemoteError(TidingsError):
+    """The handler of a `Bus.request` failed for good (its retries exhausted, `Permanent`,
+    or a message it could not decode): the request is in the group's dead-letter queue.
+
+    Attributes:
+        exception_type: the qualified name of the handler's exception
+            (``"myapp.errors.OutOfStock"``), or None when no exception was raised (the
+            request could not be decoded, say).
+        message: the exception's message, or the one-line reason it was dead-lettered.
+        request_id: the id of the request.
+    """
+
+    def __init__(
+        self, message: str, *, exception_type: str | None, remote_message: str, request_id: str
+    ) -> None:
+        super().__init__(message)
+        self.exception_type = exception_type
+        self.message = remote_message
+        self.request_id = request_id

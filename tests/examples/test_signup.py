@@ -9,8 +9,9 @@ from typing import Any
 from tests.support import eventually
 from tidings.examples.plan import Settings
 from tidings.examples.signup import create_bus
-from tidings.examples.signup.api import make_user, sign_up
+from tidings.examples.signup.api import make_user, sign_up, welcome_offer
 from tidings.examples.signup.mailer import SEND_SECONDS
+from tidings.examples.signup.points import WELCOME_POINTS
 
 from .conftest import SETTLE, idle, keys_seen
 
@@ -48,3 +49,17 @@ async def test_signups_succeed_while_email_is_down(url: str, bus_options: dict[s
         await eventually(lambda: seen.get("email.sent") == ids, SETTLE, what="e-mails sent")
         await eventually(lambda: idle(back, ["email", "audit-email"]), SETTLE, what="idle")
         assert await back.dead_letters("email").list() == []
+
+
+async def test_the_sign_up_page_asks_the_points_service_for_its_offer(
+    url: str, bus_options: dict[str, Any]
+) -> None:
+    # Given the services declared and the page's publish-only bus, the points service down
+    declared = create_bus(url, Settings(), consume=False, **bus_options)
+    async with declared:
+        # Then the page shows no offer rather than waiting on it
+        assert await welcome_offer(declared, timeout=0.3) is None
+        # When the points service is up, the page gets its offer
+        points = create_bus(url, Settings(), services=["points"], **bus_options)
+        async with points:
+            assert await welcome_offer(declared, timeout=SETTLE) == WELCOME_POINTS

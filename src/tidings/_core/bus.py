@@ -20,7 +20,7 @@ from .messages import Message
 from .middleware import check_middleware
 from .outbox_link import OutboxLink
 from .published import declare_published
-from .publishing import Publisher
+from .replies import Requester
 from .retry import Retry
 from .saga_link import OnMissing, add_saga
 from .settings import (
@@ -132,9 +132,10 @@ class Bus:
         )
         self._extra = MappingProxyType(dict(options))
         self._outbox = OutboxLink(database, bus=name, settings=outbox, sagas_kept=saga_retention)
-        self._publisher = self._make_publisher()
+        self._publisher = publisher_of(self)
         self._groups: dict[str, Group] = {}
         self._workers: Workers | None = None
+        self._requester: Requester | None = None
         self._state = BusState.NEW
 
     def subscribe(
@@ -153,7 +154,8 @@ class Bus:
         """Register an async handler for events whose type matches `pattern` (a decorator).
 
         The handler takes ``(event)`` or ``(event, ctx)``; the data is validated into the
-        first parameter's annotation (a model, ``dict``, or none for raw JSON).
+        first parameter's annotation (a model, ``dict``, or none for raw JSON). What it
+        returns is the reply when the event is a `request`.
 
         Args:
             pattern: an event type or an AMQP topic pattern (``*`` one word, ``#`` any).
@@ -165,9 +167,9 @@ class Bus:
             timeout: seconds before a running handler is cancelled (a failed attempt).
             max_ready: most ready messages the group holds; publishing past it raises
                 `QueueFull` at once (a group setting; RabbitMQ needs quorum queues).
-            transactional: run the handler in a transaction of the bus's ``database``
-                (``ctx.session``) holding the event's inbox row: its writes and its context
-                publishes commit together, and a duplicate is acknowledged without running.
+            transactional: run it in a transaction of the ``database`` (``ctx.session``)
+                with the event's inbox row: its writes and context publishes commit
+                together, and a duplicate is acknowledged without running.
 
         Raises:
             StateError: the bus is open already.
@@ -199,7 +201,7 @@ class Bus:
         self._state.check_new("middleware can only be added")
         self.middleware.insert(0 if outermost else len(self.middleware), middleware)
         check_middleware([middleware], self)
-        self._publisher = self._make_publisher()
+        self._publisher = publisher_of(self)
 
     @property
     def groups(self) -> dict[str, Group]:
@@ -229,7 +231,7 @@ class Bus:
         self._transport = transport
         self.clock = transport.options.clock
         self._options = replace(self._options, clock=self.clock)
-        self._publisher = self._make_publisher()
+        self._publisher = publisher_of(self)
 
     def use_database(self, database: Any) -> None:
         """Use `database` for the outbox and inbox instead (used by `tidings.testing`)."""
@@ -240,9 +242,6 @@ class Bus:
     def database(self) -> Any:
         """The `AsyncEngine` of the application's database (``Bus(database=...)``), or None."""
         return self._outbox.engine
-
-    def _make_publisher(self) -> Publisher:
-        return publisher_of(self)
 
     async def start(self, *, groups: Sequence[str] | None = None) -> None:
         """Connect, declare this bus's groups, and start consumers (unless ``consume=False``).
@@ -283,6 +282,8 @@ class Bus:
         if self._workers is not None:
             await self._workers.stop(drain_timeout)
             self._workers = None
+        if self._requester is not None:
+            await self._requester.close()
         await self._outbox.close()
         if self._transport is not None:
             await self._transport.close()
@@ -308,19 +309,13 @@ class Bus:
         """Publish `event` to every group subscribed to its type; return its id once the
         broker has made it durable.
 
-        Args:
-            key: the ordering key (an ``ordered`` group keeps publish order per key).
-            id: the event id, instead of a new UUID (a retried request reuses it).
-            headers: extra transport headers, seen as ``ctx.headers``.
-            delay: seconds before consumers can take it.
-            session: a SQLAlchemy `AsyncSession` of the bus's ``database``: stage the event
-                in its transaction (the outbox; the relay sends it once that commits).
-
-        Raises:
-            Unroutable: no group takes it (unless ``on_unroutable="ignore"``; a staged
-                event that no group takes becomes dead in the outbox).
-            MessageTooLarge: it is over ``max_message_size``.
-        """
+        `key` orders it (per key, in ``ordered`` groups); `id` replaces the new UUID (a
+        retried request reuses it); `headers` are seen as ``ctx.headers``; `delay` is the
+        seconds before consumers can take it; `session`, a SQLAlchemy `AsyncSession` of the
+        bus's ``database``, stages it in its transaction (the outbox: the relay sends it
+        once that commits). Raises `Unroutable` when no group takes it (unless
+        ``on_unroutable="ignore"``; staged, it becomes dead in the outbox) and
+        `MessageTooLarge` over ``max_message_size``."""
         return await self._publisher.publish(
             event, key=key, id=id, headers=headers, delay=delay, session=session
         )
@@ -348,6 +343,18 @@ class Bus:
             command, key=key, id=id, to=to, delay=delay, session=session
         )
 
+    async def request(
+        self, command: Message, *, to: str, timeout: float = 30.0, key: str | None = None
+    ) -> Any:
+        """Send `command` to group `to`; return the message its handler returned (decoded
+        into this process's class of that type), or None. Publish-only buses get replies
+        too; retries are the handler's. Raises `RequestTimeout` after `timeout` seconds
+        without a reply, `RemoteError` when the handler failed for good (dead-lettered)."""
+        if self._requester is None:
+            transport = lambda: self.transport  # noqa: E731
+            self._requester = Requester(self._publisher, transport, source=self.source)
+        return await self._requester.request(command, to=to, timeout=timeout, key=key)
+
     def stage(
         self,
         session: Any,
@@ -372,9 +379,8 @@ class Bus:
 
     def dead_letters(self, group: str) -> DeadLetters:
         """The dead-letter queue of `group`."""
-        return DeadLetters(
-            self.transport, group, self.clock.time, self.poison_after, self._groups.get
-        )
+        get = self._groups.get
+        return DeadLetters(self.transport, group, self.clock.time, self.poison_after, get)
 
     async def replay(self, group: str, since: datetime | str) -> int:
         """Re-deliver to `group` the retained events published since `since` (a datetime or

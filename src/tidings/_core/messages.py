@@ -9,6 +9,7 @@ fields, so a user's model may have fields named ``id``, ``type`` or ``time``::
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -16,7 +17,12 @@ from pydantic import BaseModel, ConfigDict
 from .._exceptions import ConfigError
 from ..transports._routing import validate_pattern
 
-__all__ = ["Command", "Event", "Message", "message_type_of"]
+__all__ = ["Command", "Event", "Message", "message_class", "message_type_of"]
+
+# Every message class defined, by type: the reply to `Bus.request` names only its type and
+# version, and is decoded into the class this process knows for them. Weak references, so a
+# class defined in a test and dropped does not linger.
+_CLASSES: dict[str, list[weakref.ref[type[Message]]]] = {}
 
 
 class Message(BaseModel):
@@ -41,6 +47,8 @@ class Message(BaseModel):
             if not isinstance(version, int) or version < 1:
                 raise ConfigError(f"{cls.__name__}: version must be a positive integer")
             cls.__message_version__ = version
+        if type is not None or version is not None:
+            _remember(cls)
 
 
 class Event(Message):
@@ -100,3 +108,25 @@ def message_type_of(message: Message) -> tuple[str, int]:
             f'class {type(message).__name__}(Event, type="name.verb")'
         )
     return mtype, type(message).__message_version__
+
+
+def _remember(cls: type[Message]) -> None:
+    mtype = cls.__message_type__
+    if mtype is not None:
+        _CLASSES.setdefault(mtype, []).append(weakref.ref(cls))
+
+
+def message_class(mtype: str, version: int | None) -> type[Message] | None:
+    """The message class this process defines for `mtype`: the one of `version` when there
+    is one, else the newest version (the data is upcast and validated into it); among
+    equals, the class defined last. None when no class declares that type."""
+    refs = _CLASSES.get(mtype, [])
+    refs[:] = [r for r in refs if r() is not None]
+    classes = [c for c in (r() for r in refs) if c is not None and c.__message_type__ == mtype]
+    if not classes:
+        return None
+    exact = [c for c in classes if c.__message_version__ == version]
+    if exact:
+        return exact[-1]
+    newest = max(c.__message_version__ for c in classes)
+    return [c for c in classes if c.__message_version__ == newest][-1]

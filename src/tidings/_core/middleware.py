@@ -158,6 +158,7 @@ class Publication:
         to: the group a command is sent to; None for an event published to every group.
         headers: extra transport headers, if any.
         delay: seconds before it becomes available to consumers, if any.
+        reply_to: for a request (`Bus.request`), the reply inbox its answer goes to.
     """
 
     envelope: Envelope
@@ -167,6 +168,7 @@ class Publication:
     headers: Mapping[str, str] | None = None
     delay: float | None = None
     data_json: bytes | None = field(default=None, repr=False, compare=False)
+    reply_to: str | None = None
 
     @property
     def id(self) -> str:

@@ -22,6 +22,7 @@ from ..transports import DedupeStore, Delivery, Failure, Transport
 from .claim import Claim
 from .context import Context
 from .middleware import Outcome, consume_stack
+from .replies import Answers
 from .stages import (
     Decoded,
     Flush,
@@ -86,8 +87,10 @@ class Pipeline:
         rng: random.Random | None = None,
         transactions: Transactions | None = None,
         claim_lease: float = 30.0,
+        answers: Answers | None = None,
     ) -> None:
         self.group = group
+        self.answers = answers
         self.transport = transport
         self.clock = clock
         self.source = source
@@ -110,6 +113,8 @@ class Pipeline:
     async def __call__(self, delivery: Delivery) -> None:
         ctx = self._context(delivery)
         outcome = await self._stack(ctx)
+        if delivery.reply_to is not None and self.answers is not None:
+            await self._answer(ctx, outcome, delivery.reply_to, self.answers)
         if outcome is _ACK:  # the common case, without another call
             if not self.transport.ack_soon(delivery):
                 await self.transport.ack(delivery)
@@ -142,6 +147,19 @@ class Pipeline:
         )
         ctx._work = work
         return ctx
+
+    async def _answer(self, ctx: Context, outcome: Outcome, to: str, answers: Answers) -> None:
+        """Reply to a request before it is settled: what the handler returned once it
+        succeeded, a failure once it is dead-lettered; nothing while it is retried."""
+        work: Decoded = ctx._work
+        if outcome.kind == "ack" and work.ran:
+            reply = answers.of_result(ctx.envelope, work.result)
+        elif outcome.kind == "dead_letter":
+            failure = failure_from(outcome.error, outcome.reason or "failed", self.clock.time())
+            reply = answers.of_failure(ctx.envelope, failure)
+        else:
+            return
+        await answers.send(to, reply, ctx.envelope)
 
     async def _settle(self, ctx: Context, outcome: Outcome) -> None:
         delivery: Delivery = ctx._work.delivery

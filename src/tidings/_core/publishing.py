@@ -105,20 +105,24 @@ class Publisher:
         headers: Mapping[str, str] | None = None,
         delay: float | None = None,
         cause: Envelope | None = None,
+        reply_to: str | None = None,
     ) -> Publication:
         """`message` with its new envelope, ready for the publish stack."""
         if key is not None and not isinstance(key, str):
             key = str(key)
         envelope = self.envelope(message, key=key, id=id, cause=cause)
         data_json = message.__pydantic_serializer__.to_json(message)
-        return Publication(envelope, message, key, to, headers, delay, data_json)
+        return Publication(envelope, message, key, to, headers, delay, data_json, reply_to)
 
     def outgoing(self, pub: Publication) -> OutgoingMessage:
         """Encode `pub` for the transport; raise `MessageTooLarge` over the size limit."""
         data_json = pub.data_json
         if data_json is None:
             data_json = pub.message.__pydantic_serializer__.to_json(pub.message)
-        return self._encode(pub.envelope, data_json, pub.key, pub.to, pub.headers, pub.delay)
+        out = self._encode(pub.envelope, data_json, pub.key, pub.to, pub.headers, pub.delay)
+        if pub.reply_to is not None:
+            out.reply_to = pub.reply_to
+        return out
 
     def _encode(
         self,
@@ -159,13 +163,17 @@ class Publisher:
         headers: Mapping[str, str] | None = None,
         delay: float | None = None,
         session: object | None = None,
+        reply_to: str | None = None,
     ) -> str:
         """Publish one message through the stack; return its id once confirmed (or, with a
-        `session`, once staged in its transaction)."""
+        `session`, once staged in its transaction). `reply_to` makes it a request whose
+        answer goes to that reply inbox."""
         token = _SESSION.set(session)
         try:
             if self._stack is not None:
-                pub = self.publication(message, key=key, id=id, to=to, headers=headers, delay=delay)
+                pub = self.publication(
+                    message, key=key, id=id, to=to, headers=headers, delay=delay, reply_to=reply_to
+                )
                 # A publish from inside a batched message's middleware is not in its batch.
                 place = leave_batch()
                 try:
@@ -174,6 +182,7 @@ class Publisher:
                     reset(place)
             # Without middleware, no `Publication` is made: straight to the transport.
             out = [self._outgoing_of(message, key, id, to, headers, delay, None)]
+            out[0].reply_to = reply_to
             self.check_routed(out, await self.deliver(out))
             return out[0].id
         finally:

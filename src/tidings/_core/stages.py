@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from .._exceptions import Permanent
 from ..transports import Delivery
 from .context import Context
+from .messages import Message
 from .middleware import ConsumeStack, Outcome
 from .retry import Retry
 from .subscription import Group, Handler
@@ -82,6 +83,8 @@ class Decoded:
         error: the decoding exception, if any.
         handler: the group's handler for the event type, once chosen.
         event: the data validated into the handler's type.
+        ran: True once the handler returned.
+        result: what the handler returned (the reply, for a request).
     """
 
     delivery: Delivery
@@ -90,6 +93,8 @@ class Decoded:
     error: BaseException | None = None
     handler: Handler | None = None
     event: Any = None
+    ran: bool = False
+    result: Any = None
 
 
 class Stage(abc.ABC):
@@ -285,9 +290,16 @@ class Invoke(Stage):
         handler = work.handler
         assert handler is not None
         if handler.wants_context:
-            await handler.func(work.event, ctx)
+            result = await handler.func(work.event, ctx)
         else:
-            await handler.func(work.event)
+            result = await handler.func(work.event)
+        if work.delivery.reply_to is not None:
+            if result is not None and not isinstance(result, Message):
+                return Outcome.dead_letter(
+                    f"handler {handler.name} answered a request with a "
+                    f"{type(result).__name__}, not a tidings Event or Command (or None)"
+                )
+            work.ran, work.result = True, result
         if ctx._out:
             await self.flush(ctx)
         return _ACK

@@ -25,7 +25,7 @@ __all__ = [
     "registry_add",
 ]
 
-HandlerFunc = Callable[..., Awaitable[None]]
+HandlerFunc = Callable[..., Awaitable[Any]]
 
 
 @dataclass(slots=True)

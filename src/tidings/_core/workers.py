@@ -11,6 +11,7 @@ from .._exceptions import ConfigError
 from ..transports import Consumer, DedupeStore, Deliver, Delivery, Transport, TransportOptions
 from .pipeline import Pipeline
 from .publishing import Publisher
+from .replies import Answers
 from .stages import Transactions
 from .subscription import Group
 
@@ -53,6 +54,13 @@ class Workers:
         self._consumers: list[Consumer] = []
         self._pipelines: list[Pipeline] = []
         self._dedupe: DedupeStore | None = None
+        self.answers = Answers(
+            lambda: transport,
+            source=publisher.source,
+            wire=publisher.wire,
+            clock=options.clock,
+            max_message_size=options.max_message_size,
+        )
 
     async def start(self, groups: Iterable[Group], only: Sequence[str] | None = None) -> None:
         """Start a consumer for each of `groups` (those named in `only`, if given)."""
@@ -70,6 +78,7 @@ class Workers:
                 source=self.source,
                 transactions=self.transactions,
                 claim_lease=self.lease,
+                answers=self.answers,
             )
             self._pipelines.append(pipeline)
             consumer = await self.transport.consume(group.spec(), _guarded(pipeline))

@@ -44,6 +44,7 @@ from ._hostile import HostileInputContract
 from ._middleware import MiddlewareContract
 from ._operations import LifecycleContract, ReplayLogContract, StatsContract
 from ._poison import PoisonContract
+from ._requests import ReplyTransportContract, RequestReplyContract
 from ._semantics import BatchContract, BoundContract, ClaimContract, DurableOrderContract
 from ._transport import TransportContract
 
@@ -66,6 +67,8 @@ __all__ = [
     "OrderingContract",
     "PoisonContract",
     "ReplayLogContract",
+    "ReplyTransportContract",
+    "RequestReplyContract",
     "RetryContract",
     "StatsContract",
     "TransportContract",
@@ -87,6 +90,7 @@ class BusContract(
     BatchContract,
     BoundContract,
     PoisonContract,
+    RequestReplyContract,
     StatsContract,
     ReplayLogContract,
     MiddlewareContract,

@@ -13,6 +13,8 @@ __all__ = [
     "OrderPlacedEu",
     "OrderShipped",
     "ParcelShipped",
+    "PriceGiven",
+    "PriceQuote",
     "SeqItem",
     "StockReserved",
 ]
@@ -81,3 +83,17 @@ class SeqItem(Event, type="seq.item"):
 
     key: str
     n: int
+
+
+class PriceQuote(Command, type="price.quote"):
+    """A request: the price of `sku` for `quantity`."""
+
+    sku: str
+    quantity: int = 1
+
+
+class PriceGiven(Event, type="price.given"):
+    """The reply to `PriceQuote`."""
+
+    sku: str
+    cents: int

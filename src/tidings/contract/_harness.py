@@ -94,6 +94,18 @@ class Harness:
         self._buses: list[Bus] = []
         self._transports: list[Transport] = []
 
+    @property
+    def crosses_processes(self) -> bool:
+        """True when another process can reach this broker by `url` and `process_options`
+        (not ``memory://``, not a transport given by a factory)."""
+        return self.factory is None and not self.url.startswith("memory:")
+
+    def process_options(self) -> dict[str, Any]:
+        """The `bus_options` another process can be given (plain values: the bus name, a
+        dedupe URL, ...); the clock and objects stay behind."""
+        plain = (str, int, float, bool, type(None))
+        return {k: v for k, v in self.bus_options.items() if isinstance(v, plain)}
+
     # -- building ----------------------------------------------------------------------------
 
     def make_bus(self, **options: Any) -> Bus:

@@ -10,6 +10,7 @@ from ..transports._group import GroupSpec
 from ..transports._message import Delivery, OutgoingMessage
 from ..transports._transport import CAP_DEDUPE, CAP_REPLAY_LOG, Transport
 from ._harness import Harness, Inbox, group_stats
+from ._requests import ReplyTransportContract
 
 __all__ = ["TransportContract"]
 
@@ -55,9 +56,10 @@ async def _consume(
     return inbox
 
 
-class TransportContract:
+class TransportContract(ReplyTransportContract):
     """Routing results, delivery fields, settlement, the in-flight window, ordered keys,
-    shutdown, the raw DLQ operations, delayed publishing, capabilities, closing."""
+    shutdown, the raw DLQ operations, delayed publishing, capabilities, closing, and reply
+    inboxes."""
 
     async def test_publish_reports_per_message_whether_a_group_received_it(
         self, harness: Harness

@@ -26,6 +26,8 @@ from ._transport import (
     Consumer,
     DedupeStore,
     Deliver,
+    OnReply,
+    Replies,
     Transport,
 )
 from ._urls import mask_url
@@ -41,6 +43,8 @@ __all__ = [
     "Consumer",
     "DedupeStore",
     "Deliver",
+    "OnReply",
+    "Replies",
     "Delivery",
     "Failure",
     "GroupSpec",

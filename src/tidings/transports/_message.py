@@ -23,6 +23,8 @@ class OutgoingMessage:
         group: deliver to this group only, bypassing routing (commands, DLQ replay).
         published_at: epoch seconds when it was published.
         replayed: mark the delivery as a replay (skips dedupe).
+        reply_to: the address of the `Replies` inbox the answer goes to (a request made
+            with `bus.request`); None for everything else.
     """
 
     id: str
@@ -35,6 +37,7 @@ class OutgoingMessage:
     group: str | None = None
     published_at: float = 0.0
     replayed: bool = False
+    reply_to: str | None = None
 
 
 @dataclass(slots=True)
@@ -53,6 +56,8 @@ class Delivery:
         replayed: delivered by `replay` or a DLQ replay marked as such.
         first_failed_at: epoch seconds of the first failed attempt, if any.
         handle: the transport's own reference (row id, delivery tag).
+        reply_to: where the handler's answer goes (`Transport.send_reply`), for a request;
+            None for everything else.
     """
 
     group: str
@@ -66,3 +71,4 @@ class Delivery:
     replayed: bool = False
     first_failed_at: float | None = None
     handle: object = None
+    reply_to: str | None = None

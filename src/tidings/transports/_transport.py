@@ -23,6 +23,8 @@ __all__ = [
     "Consumer",
     "DedupeStore",
     "Deliver",
+    "OnReply",
+    "Replies",
     "Transport",
 ]
 
@@ -43,6 +45,25 @@ still say which were routable). Without it, the routable ones of the call go out
 
 Deliver = Callable[[Delivery], Coroutine[Any, Any, None]]
 """The callback a consumer runs for each delivery; it settles the delivery itself."""
+
+
+OnReply = Callable[[Delivery], None]
+"""Called (in the event loop, without awaiting) with each reply a `Replies` inbox receives.
+A reply needs no settling: the inbox has taken it off the broker already."""
+
+
+class Replies(abc.ABC):
+    """One bus instance's reply inbox, as `Transport.open_replies` returns it: requests
+    published with ``reply_to=address`` get their answers here. Close it when the bus
+    closes; an inbox whose owner died without closing is removed by the broker (RabbitMQ:
+    with the channel) or expires (the embedded broker: after one lease)."""
+
+    address: str
+    """What a request carries as its ``reply_to``, so the handler's answer finds the inbox."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop receiving and remove the inbox with any reply still in it; safe twice."""
 
 
 class Consumer(abc.ABC):
@@ -233,6 +254,20 @@ class Transport(abc.ABC):
         """Re-deliver to `group` the retained events published at or after `since` (epoch
         seconds) that match its patterns, marked replayed. Returns how many."""
         raise NotSupported(f"the {self.scheme}:// transport keeps no log to replay from")
+
+    async def open_replies(self, on_reply: OnReply) -> Replies:
+        """Open a reply inbox for this transport's owner (`bus.request`). A message published
+        with ``reply_to=inbox.address`` reaches its group as usual, with the delivery's
+        ``reply_to`` set to an address `send_reply` can answer (RabbitMQ's direct reply-to
+        rewrites it on the way). Transports without request/reply keep this default."""
+        raise NotSupported(f"the {self.scheme}:// transport has no request/reply")
+
+    async def send_reply(self, address: str, message: OutgoingMessage) -> None:
+        """Send `message` to the reply inbox at `address` (a delivery's ``reply_to``). A
+        reply to an inbox that is gone (its owner closed or died) is dropped without an
+        error: nobody waits for it any more. Raises `BrokerUnavailable` when the broker
+        cannot be reached."""
+        raise NotSupported(f"the {self.scheme}:// transport has no request/reply")
 
     def dedupe_store(self) -> DedupeStore | None:
         """The transport's own dedupe store, or None when it has none."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tidings import Event
+from tidings import Command, Event
 
-__all__ = ["EmailSent", "PointsAwarded", "UserCreated"]
+__all__ = ["EmailSent", "PointsAwarded", "PointsQuoted", "QuotePoints", "UserCreated"]
 
 
 class UserCreated(Event, type="user.created", version=1):
@@ -26,4 +26,15 @@ class PointsAwarded(Event, type="points.awarded", version=1):
     """The points service credited the welcome points (an outcome event)."""
 
     user_id: str
+    points: int
+
+
+class QuotePoints(Command, type="points.quote", version=1):
+    """A request to the points service: the welcome points a sign-up gets now (the sign-up
+    page shows them)."""
+
+
+class PointsQuoted(Event, type="points.quoted", version=1):
+    """The points service's reply to `QuotePoints`."""
+
     points: int

@@ -20,6 +20,7 @@ from .._failure import Failure, RawDeadLetter
 from .._group import GroupSpec
 from .._message import OutgoingMessage
 from .._stats import GroupStats
+from .._transport import OnReply
 
 __all__ = ["Entry", "MemoryBroker", "Queue", "takeable"]
 
@@ -139,6 +140,8 @@ class MemoryBroker:
         """(group, event id) -> when its "done" marker expires."""
         self.claims: dict[tuple[str, str], float] = {}
         """(group, event id) -> when the live claim on it (a copy in flight) expires."""
+        self.inboxes: dict[str, OnReply] = {}
+        """Reply inboxes (`open_replies`) by address."""
         self._seq = itertools.count(1)
         self._changed: list[asyncio.Event] = []
         self.version = 0

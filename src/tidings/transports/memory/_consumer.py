@@ -28,6 +28,7 @@ def _delivery(group: str, entry: Entry) -> Delivery:
         replayed=message.replayed,
         first_failed_at=entry.first_failed_at,
         handle=entry,
+        reply_to=message.reply_to,
     )
 
 

@@ -25,12 +25,15 @@ from .._transport import (
     Consumer,
     DedupeStore,
     Deliver,
+    OnReply,
+    Replies,
     Transport,
 )
 from ._bound import check_bounds
 from ._broker import Entry, MemoryBroker, Queue
 from ._consumer import MemoryConsumer
 from ._dedupe import MemoryDedupe
+from ._replies import MemoryReplies, send_reply
 
 __all__ = ["MemoryTransport"]
 
@@ -248,6 +251,12 @@ class MemoryTransport(Transport):
                 count += 1
         self.broker.notify()
         return count
+
+    async def open_replies(self, on_reply: OnReply) -> Replies:
+        return MemoryReplies(self.broker, on_reply)
+
+    async def send_reply(self, address: str, message: OutgoingMessage) -> None:
+        send_reply(self.broker, address, message)
 
     def dedupe_store(self) -> DedupeStore:
         return self._dedupe

@@ -37,7 +37,7 @@ from .._group import GroupSpec
 from .._message import Delivery, OutgoingMessage
 from .._options import TransportOptions
 from .._stats import GroupStats
-from .._transport import Consumer, Deliver, Transport
+from .._transport import Consumer, Deliver, OnReply, Replies, Transport
 from .._urls import mask_url
 from ._address import AmqpAddress
 from ._bounds import FullGroups
@@ -48,6 +48,7 @@ from ._errors import translate
 from ._management import Management
 from ._options import RabbitMQOptions
 from ._publisher import ConfirmedPublisher, Outbound, Refused
+from ._replies import RabbitReplies, reply_outbound
 from ._settling import Settlement, handle_of
 from ._stats import GroupCounters
 from ._topology import (
@@ -105,6 +106,7 @@ class RabbitMQTransport(Transport):
         self._publisher: AbstractChannel | None = None
         self._ops: AbstractChannel | None = None
         self._sender: ConfirmedPublisher | None = None
+        self._replies: RabbitReplies | None = None
         self._consumers: list[RabbitConsumer] = []
         self._groups: dict[str, GroupSpec] = {}
         self._dlq = DeadLetterQueues(
@@ -274,6 +276,8 @@ class RabbitMQTransport(Transport):
         app_id, now = self.options.name, self.options.clock.time()
         items = [(*self._route(m), m.body, to_amqp(m, app_id, now)) for m in messages]
         try:
+            if self._replies is not None and messages and messages[0].reply_to is not None:
+                return await self._replies.send(items)  # a request: on the reply channel
             return await self._send_all(items)
         except Refused as refused:
             try:
@@ -281,6 +285,20 @@ class RabbitMQTransport(Transport):
             except Exception as exc:
                 raise refused from exc
             raise (full or refused) from None
+
+    async def open_replies(self, on_reply: OnReply) -> Replies:
+        self._replies = await RabbitReplies.open(
+            self.connection_for_consumers(),
+            on_reply,
+            url=self.url,
+            timeout=self.publish_timeout,
+            reconnect=self._await_reconnect,
+        )
+        return self._replies
+
+    async def send_reply(self, address: str, message: OutgoingMessage) -> None:
+        # Not routed: the requester's channel is gone, and nobody waits for the reply.
+        await self._send_all([reply_outbound(address, message, self.options.name)])
 
     # -- consuming and settling --------------------------------------------------------------
 

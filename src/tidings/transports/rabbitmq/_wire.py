@@ -193,6 +193,7 @@ def to_amqp(
         timestamp=datetime.fromtimestamp(int(published), UTC),
         message_type=message.type,
         app_id=app_id,
+        reply_to=message.reply_to,
     )
 
 
@@ -314,6 +315,7 @@ def safe_delivery(group: str, message: DeliveredMessage, handle: object) -> Deli
         key=_text(key) if key is not None else None,
         replayed=_text(headers.get(H_REPLAYED, "")) == "1",
         handle=handle,
+        reply_to=properties.reply_to or None,
     )
 
 
@@ -353,4 +355,5 @@ def copy_message(
         timestamp=properties.timestamp,
         message_type=properties.message_type,
         app_id=properties.app_id,
+        reply_to=properties.reply_to,
     )
