@@ -1,9 +1,11 @@
-"""Fixtures for the embedded broker's own tests: fresh files, opened transports, messages.
+"""Fixtures for the embedded broker's own tests: fresh files, opened transports, messages,
+replies, and a look at the rows of the file.
 
 Waits and the recording inbox come from `tests.support`."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from tidings.transports import COMMON_OPTIONS, Failure, OutgoingMessage, TransportOptions
+from tidings.transports import (
+    COMMON_OPTIONS,
+    Delivery,
+    Failure,
+    OutgoingMessage,
+    TransportOptions,
+)
 from tidings.transports.sqlite import SqliteOptions, SqliteTransport
 
 OpenTransport = Callable[..., Awaitable[SqliteTransport]]
@@ -32,6 +40,41 @@ def failure(reason: str = "ValueError: boom", at: float | None = None) -> Failur
         traceback="Traceback (most recent call last): ...",
         at=time.time() if at is None else at,
     )
+
+
+def reply(n: int, key: str | None = None) -> OutgoingMessage:
+    """The n-th reply of a test."""
+    return OutgoingMessage(
+        id=f"reply-{n}",
+        type="order.priced",
+        body=f'{{"n": {n}}}'.encode(),
+        content_type="application/json",
+        headers={"ce-causationid": f"request-{n}"},
+        key=key,
+    )
+
+
+def rows(db: Path, table: str) -> int:
+    """Rows of a table of the broker file, read as an operator would."""
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+class Replies:
+    """An `OnReply` callback recording what it is given."""
+
+    def __init__(self) -> None:
+        self.got: list[Delivery] = []
+
+    def __call__(self, delivery: Delivery) -> None:
+        self.got.append(delivery)
+
+    @property
+    def ids(self) -> list[str | None]:
+        return [d.id for d in self.got]
 
 
 async def idle(transport: SqliteTransport) -> bool:

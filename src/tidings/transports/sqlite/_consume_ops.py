@@ -151,7 +151,7 @@ class ReleaseOp(WriteOp):
 
 _CLAIM = (
     "SELECT d.id, d.attempt, d.lease_owner, d.replayed, d.first_failed_at,"
-    " l.id, l.type, l.key, l.body, l.content_type, l.headers"
+    " l.id, l.type, l.key, l.body, l.content_type, l.headers, l.reply_to"
     " FROM deliveries AS d JOIN log AS l ON l.seq = d.log_seq"
     " WHERE d.gid = ?1 AND d.available_at <= ?2 {extra} ORDER BY d.available_at LIMIT ?3"
 )
@@ -196,7 +196,7 @@ class ClaimOp(WriteOp):
         until = now + self.lease_seconds
         for row in rows:
             row_id, attempt, previous_owner, replayed, first_failed = row[:5]
-            mid, mtype, key, body, ctype, hdrs = row[5:]
+            mid, mtype, key, body, ctype, hdrs, reply_to = row[5:]
             if previous_owner is not None:
                 if previous_owner == owner and row_id in self.running:
                     continue
@@ -207,7 +207,7 @@ class ClaimOp(WriteOp):
                     group=self.group, id=mid, type=mtype, body=body, content_type=ctype,
                     headers=json.loads(hdrs) if hdrs else {}, key=key, attempt=attempt,
                     replayed=bool(replayed), first_failed_at=first_failed,
-                    handle=Lease(row_id, attempt, owner, gid),
+                    handle=Lease(row_id, attempt, owner, gid), reply_to=reply_to,
                 )
             )  # fmt: skip
         if updates:

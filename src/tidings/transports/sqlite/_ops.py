@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from .._group import GroupSpec
 from .._message import OutgoingMessage
 from .._routing import validate_pattern
+from ._reply_ops import sweep_inboxes
 from ._txn import (
     COUNTER_BUCKET,
     INSERT_DELIVERY,
@@ -145,7 +146,7 @@ class DlqMoveOp(WriteOp):
             conn.execute(
                 INSERT_LOG,
                 (seq, m.id, m.type, m.key, m.body, m.content_type, encode_headers(m.headers),
-                 m.published_at or now, self.group, 0, tx.topology.ns),
+                 m.published_at or now, self.group, 0, tx.topology.ns, m.reply_to),
             )  # fmt: skip
             key = m.key if tx.topology.ordered[gid] else None
             available_at = now + max(m.delay, 0.0)
@@ -180,8 +181,9 @@ class DlqPurgeOp(WriteOp):
 
 
 class CleanupOp(WriteOp):
-    """Delete expired markers, old log entries, stale registrations and counters, a chunk
-    at a time so the write lock is held briefly; result: True when more is left to do.
+    """Delete expired markers, old log entries, stale registrations, expired reply inboxes
+    and old counters, a chunk at a time so the write lock is held briefly; result: True when
+    more is left to do.
 
     Log entries go when older than `retention` seconds, or at or before position
     `log_through` (the retained log's byte bound, see `log_overflow`), unless a delivery
@@ -224,6 +226,7 @@ class CleanupOp(WriteOp):
                 (chunk,),
             ).rowcount,
         ]
+        sweep_inboxes(tx)  # and their replies: inboxes of bus instances that died
         stale = conn.execute(
             "DELETE FROM consumers WHERE heartbeat_at < ?", (now - self.stale_after,)
         ).rowcount

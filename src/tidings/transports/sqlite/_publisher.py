@@ -133,7 +133,7 @@ class _Fanout:
         self.seq += 1
         self.log_rows.append(
             (self.seq, m.id, m.type, m.key, m.body, m.content_type, encode_headers(m.headers),
-             m.published_at or tx.now, m.group, 1, tx.topology.ns)
+             m.published_at or tx.now, m.group, 1, tx.topology.ns, m.reply_to)
         )  # fmt: skip
         available_at = tx.now + m.delay if m.delay > 0 else tx.now
         ordered = tx.topology.ordered

@@ -29,9 +29,17 @@ Tables::
                  row whose expires_at has passed counts as absent.
     consumers    live consumer registrations, with their wake-up port.
     counters     (gid, bucket): publish and ack counts per 10-second bucket.
+    inboxes      address, ns, pid, host, wake_port, created_at, expires_at: the reply inboxes
+                 of live bus instances (`_replies`); the owner pushes expires_at one lease
+                 ahead every third of a lease, so an inbox whose owner died expires.
+    replies      seq (arrival order), inbox, id, type, key, body, content_type, headers,
+                 sent_at: replies waiting to be taken by their inbox's owner.
+
+``log.reply_to`` is the inbox address of a request (NULL for everything else).
 
 Version history: 1, the first release; 2, namespaces (existing rows go to ``tidings``, the
-default bus name), ``groups.max_ready``, and dedupe claims.
+default bus name), ``groups.max_ready``, and dedupe claims; 3, request/reply (``log.reply_to``,
+``inboxes``, ``replies``).
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ import sqlite3
 __all__ = ["APPLICATION_ID", "DEFAULT_NAMESPACE", "SCHEMA_VERSION", "create_schema", "migrate"]
 
 APPLICATION_ID = 0x54494447  # "TIDG"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_NAMESPACE = "tidings"
 """The namespace of everything a version-1 file held: the default bus name."""
 
@@ -67,6 +75,29 @@ _DEDUPE = """CREATE TABLE {name} (
         PRIMARY KEY (ns, grp, event_id)
     ) WITHOUT ROWID"""
 _DEDUPE_EXPIRY = "CREATE INDEX dedupe_expiry ON dedupe (expires_at)"
+_REQUEST_REPLY = (
+    """CREATE TABLE inboxes (
+        address TEXT PRIMARY KEY,
+        ns TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        wake_port INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE replies (
+        seq INTEGER PRIMARY KEY,
+        inbox TEXT NOT NULL,
+        id TEXT,
+        type TEXT NOT NULL,
+        key TEXT,
+        body BLOB NOT NULL,
+        content_type TEXT,
+        headers TEXT,
+        sent_at REAL NOT NULL
+    )""",
+    "CREATE INDEX replies_inbox ON replies (inbox, seq)",
+)
 
 _SCHEMA = (
     """CREATE TABLE state (
@@ -92,7 +123,8 @@ _SCHEMA = (
         published_at REAL NOT NULL,
         target TEXT,
         retained INTEGER NOT NULL DEFAULT 1,
-        ns TEXT NOT NULL DEFAULT 'tidings'
+        ns TEXT NOT NULL DEFAULT 'tidings',
+        reply_to TEXT
     )""",
     "CREATE INDEX log_time ON log (published_at)",
     "CREATE INDEX log_unretained ON log (seq) WHERE retained = 0",
@@ -146,6 +178,7 @@ _SCHEMA = (
         acked INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (gid, bucket)
     ) WITHOUT ROWID""",
+    *_REQUEST_REPLY,
 )
 
 # Version 1 -> 2. The DEFAULTs of the new columns keep a process of version 1 that is still
@@ -168,7 +201,11 @@ _TO_2 = (
     " consumers_version = consumers_version + 1",
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _TO_2}
+# Version 2 -> 3. Only additions: a process of version 2 that is still running keeps working
+# (a request its workers take gets no reply until they restart).
+_TO_3 = ("ALTER TABLE log ADD COLUMN reply_to TEXT", *_REQUEST_REPLY)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _TO_2, 2: _TO_3}
 """The statements that take a file from a version to the next."""
 
 

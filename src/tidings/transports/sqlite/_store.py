@@ -30,7 +30,7 @@ from ._identity import FileIdentity
 from ._ops import CleanupOp
 from ._schema import DEFAULT_NAMESPACE
 from ._txn import Topology, Txn, WriteOp
-from ._wakeup import WakeSender, encode_groups
+from ._wakeup import REPLIES, WakeSender, encode_groups
 
 __all__ = ["ReaderThread", "StoreSettings", "WriterThread"]
 
@@ -225,6 +225,7 @@ class WriterThread(_DbThread):
         self._on_commit = on_commit
         self._sender = WakeSender()
         self._identity: FileIdentity | None = None
+        self._reply_ports: set[int] = set()
 
     def submit(self, op: WriteOp) -> asyncio.Future[Any]:
         """Queue `op`; the returned future resolves after the commit that contains it."""
@@ -267,6 +268,11 @@ class WriterThread(_DbThread):
             ports = {p for gid, p in self.topology.ports if gid in notify and p != self.own_port}
             if ports:
                 self._sender.send(ports, encode_groups(notify))
+        if self._reply_ports:
+            # This process's own inboxes are woken by the transport after the commit.
+            self._reply_ports.discard(self.own_port)
+            self._sender.send(self._reply_ports, REPLIES)
+            self._reply_ports.clear()
 
     def _finish(self, outcome: _Outcome, notify: set[int]) -> None:
         _resolve(outcome)
@@ -329,6 +335,7 @@ class WriterThread(_DbThread):
             self.topology.invalidate()
             raise
         notify.update(tx.notify)
+        self._reply_ports.update(tx.reply_ports)
         if CleanupOp in by_class:
             self._compact(conn)
         return results

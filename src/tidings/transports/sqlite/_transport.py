@@ -3,7 +3,9 @@
 Publishing commits before it returns; concurrent publishes, settles and claims are
 group-committed by one writer thread per transport (see `_store`). Consumers lease
 deliveries, renew the leases while handlers run, and wake within milliseconds of a commit in
-any process (see `_wakeup`). Published events stay in a retained log for `replay`.
+any process (see `_wakeup`). Published events stay in a retained log for `replay`. A bus
+that makes requests gets a reply inbox in the file, which expires when its owner is gone
+(see `_replies`).
 
 The bus name (`TransportOptions.name`) is the namespace: buses of different names on one
 file share nothing (groups, bindings, dead letters, dedupe markers, the retained log,
@@ -42,6 +44,8 @@ from .._transport import (
     Consumer,
     DedupeStore,
     Deliver,
+    OnReply,
+    Replies,
     Transport,
 )
 from ._connect import sqlite_path
@@ -52,12 +56,8 @@ from ._dedupe import SqliteDedupeStore
 from ._ops import CleanupOp, DeclareOp, ReplayOp
 from ._options import SqliteOptions
 from ._publisher import PublishQueue
-from ._queries import (
-    CONSUMER_STALE_AFTER,
-    log_overflow,
-    ping,
-    read_stats,
-)
+from ._queries import CONSUMER_STALE_AFTER, log_overflow, ping, read_stats
+from ._replies import ReplyInboxes
 from ._store import ReaderThread, StoreSettings, WriterThread
 from ._txn import Lease
 from ._wakeup import WakeListener
@@ -119,6 +119,13 @@ class SqliteTransport(Transport):
         self._dlq = DeadLetterQueues(self._open_reader, self._open_writer, self.namespace)
         self._acks: AckQueue | None = None
         self._publishes: PublishQueue | None = None
+        self._replies = ReplyInboxes(
+            self._open_writer,
+            self._open_reader,
+            self._ensure_listener,
+            lease=options.lease,
+            poll_interval=self._tuning.poll_interval,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -156,6 +163,7 @@ class SqliteTransport(Transport):
         self._state = "closing"
         for consumer in [c for group in self._consumers.values() for c in group]:
             await consumer.stop(0.0)
+        await self._replies.close()
         if self._housekeeper is not None:
             self._housekeeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -230,7 +238,7 @@ class SqliteTransport(Transport):
             return 0
         async with self._listener_lock:
             if self._listener is None:
-                listener = WakeListener(self._wake)
+                listener = WakeListener(self._wake, self._replies.wake)
                 self._open_writer().own_port = await listener.start()
                 self._listener = listener
             return self._listener.port
@@ -322,6 +330,19 @@ class SqliteTransport(Transport):
         lease = _lease_of(delivery)
         lease.settled = True
         await self._open_writer().submit(DeadLetterOp(lease, delivery, failure))
+
+    # -- request/reply --------------------------------------------------------------------
+
+    async def open_replies(self, on_reply: OnReply) -> Replies:
+        """Open a reply inbox in the file (see `_replies`): replies sent to its address from
+        any process reach `on_reply` in order of arrival; it expires one lease after this
+        process stops renewing it (closed, or killed)."""
+        return await self._replies.open(on_reply)
+
+    async def send_reply(self, address: str, message: OutgoingMessage) -> None:
+        """Store a reply for the inbox at `address` (durably) and wake its owner; a reply to
+        an inbox that is gone is dropped."""
+        await self._replies.send(address, message)
 
     # -- dead letters ---------------------------------------------------------------------
 

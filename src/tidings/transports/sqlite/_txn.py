@@ -136,15 +136,17 @@ class Topology:
 
 class Txn:
     """What the ops of one batch share: the connection, the time, the caches, and what to
-    report after the commit (groups to wake, counters to bump)."""
+    report after the commit (groups to wake, counters to bump, wake-up ports of reply
+    inboxes that got a reply)."""
 
-    __slots__ = ("acked", "conn", "notify", "now", "published", "topology")
+    __slots__ = ("acked", "conn", "notify", "now", "published", "reply_ports", "topology")
 
     def __init__(self, conn: sqlite3.Connection, now: float, topology: Topology) -> None:
         self.conn = conn
         self.now = now
         self.topology = topology
         self.notify: set[int] = set()
+        self.reply_ports: set[int] = set()
         self.published: dict[int, int] = {}
         self.acked: dict[int, int] = {}
 
@@ -218,7 +220,7 @@ def insert_group(tx: Txn, spec: GroupSpec) -> int:
 
 INSERT_LOG = (
     "INSERT INTO log (seq, id, type, key, body, content_type, headers, published_at, target,"
-    " retained, ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " retained, ns, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_DELIVERY = (
     "INSERT INTO deliveries (gid, log_seq, key, attempt, available_at, replayed)"

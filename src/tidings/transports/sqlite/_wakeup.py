@@ -7,6 +7,9 @@ sends one small datagram, the comma-separated ids of those groups, to each port 
 them. The receiving consumers claim at once; a slow poll stays as the safety net for a lost
 datagram, so an idle worker costs ~0% CPU and still wakes within a millisecond or so.
 
+Reply inboxes register the same port (in ``inboxes``); a commit that stored a reply sends
+`REPLIES` to its inbox's port, and the owner takes its replies at once.
+
 A datagram carries no data and no authority: at worst a stray one makes a consumer run one
 empty claim.
 """
@@ -18,9 +21,14 @@ import contextlib
 import socket
 from collections.abc import Callable, Iterable
 
-__all__ = ["WakeListener", "WakeSender", "decode_groups", "encode_groups"]
+__all__ = ["REPLIES", "WakeListener", "WakeSender", "decode_groups", "encode_groups"]
 
 _LOCALHOST = "127.0.0.1"
+
+REPLIES = b"replies"
+"""Payload telling a process that one of its reply inboxes got a reply. A listener of an
+older release (a process of version 2 on a migrated file) cannot read it as a group list
+and wakes all its consumers: one empty claim each."""
 
 
 def encode_groups(gids: Iterable[int]) -> bytes:
@@ -37,11 +45,17 @@ def decode_groups(data: bytes) -> frozenset[int] | None:
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, on_wake: Callable[[frozenset[int] | None], None]) -> None:
+    def __init__(
+        self, on_wake: Callable[[frozenset[int] | None], None], on_replies: Callable[[], None]
+    ) -> None:
         self._on_wake = on_wake
+        self._on_replies = on_replies
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        self._on_wake(decode_groups(data))
+        if data == REPLIES:
+            self._on_replies()
+        else:
+            self._on_wake(decode_groups(data))
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors of a UDP socket: nothing to do, the safety poll covers any loss.
@@ -49,14 +63,18 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class WakeListener:
-    """The UDP socket a process's consumers wait on.
+    """The UDP socket a process's consumers and reply inboxes wait on.
 
     Args:
         on_wake: called on the event loop with the groups named by each datagram received.
+        on_replies: called on the event loop for each `REPLIES` datagram received.
     """
 
-    def __init__(self, on_wake: Callable[[frozenset[int] | None], None]) -> None:
+    def __init__(
+        self, on_wake: Callable[[frozenset[int] | None], None], on_replies: Callable[[], None]
+    ) -> None:
         self._on_wake = on_wake
+        self._on_replies = on_replies
         self._transport: asyncio.DatagramTransport | None = None
         self.port = 0
 
@@ -65,7 +83,7 @@ class WakeListener:
         if self._transport is None:
             loop = asyncio.get_running_loop()
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Protocol(self._on_wake), local_addr=(_LOCALHOST, 0)
+                lambda: _Protocol(self._on_wake, self._on_replies), local_addr=(_LOCALHOST, 0)
             )
             self._transport = transport
             self.port = int(transport.get_extra_info("sockname")[1])
