@@ -18,6 +18,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 from ._measure import Spread  # noqa: E402
 
 COLOURS = ("#3b6ea8", "#e08a2c", "#5a9e4b", "#b8474a", "#7d5ba6", "#8c8c8c")
+LINE_STYLES = ("--", ":", "-.")
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,11 @@ def bars(
     series: Mapping[str, Sequence[Spread]],
     log: bool = False,
     line: Line | None = None,
+    lines: Sequence[Line] = (),
 ) -> None:
-    """One group of bars per entry of `groups`, one bar per series in each group."""
+    """One group of bars per entry of `groups`, one bar per series in each group, and a
+    dashed horizontal line per target (`line`, `lines`)."""
+    targets = [*([line] if line is not None else []), *lines]
     fig, ax = plt.subplots(figsize=(max(7.5, 1.6 * len(groups) + 4.5), 4.2), dpi=110)
     width = 0.8 / max(1, len(series))
     for i, (name, spreads) in enumerate(series.items()):
@@ -67,8 +71,9 @@ def bars(
                     ha="center",
                     fontsize=7,
                 )
-    if line is not None:
-        ax.axhline(line.value, color="#b8474a", linestyle="--", linewidth=1, label=line.label)
+    for i, target in enumerate(targets):
+        style = LINE_STYLES[i % len(LINE_STYLES)]
+        ax.axhline(target.value, color="#b8474a", linestyle=style, linewidth=1, label=target.label)
     ax.set_xticks(range(len(groups)), groups, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -78,14 +83,26 @@ def bars(
         ax.yaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1000 else f"{v:g}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(_tick))
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    if len(series) > 1 or line is not None:
+    if len(series) > 1 or targets:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _tick(value: float, _: object) -> str:
+    return f"{value:,.0f}" if value >= 1000 else f"{value:g}"
+
+
+def ratio(numerator: Sequence[float], denominator: Sequence[float]) -> Spread:
+    """The ratio of two contenders' medians as a bar (no spread: rounds are paired only
+    by order, so a per-round ratio would be no better a range)."""
+    top, bottom = Spread.of(numerator), Spread.of(denominator)
+    value = top.median / bottom.median if bottom.median else float("nan")
+    return Spread(value, value, value, 1)
 
 
 def _short(value: float) -> str:
@@ -95,6 +112,8 @@ def _short(value: float) -> str:
         return f"{value / 1000:.1f}k"
     if value >= 100:
         return f"{value:,.0f}"
-    if value >= 1:
+    if value >= 10:
         return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
     return f"{value:.2g}"

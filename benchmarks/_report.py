@@ -24,12 +24,13 @@ Results = dict[str, Any]
 
 @dataclass(frozen=True)
 class Target:
-    """A goal of the project next to what this run measured."""
+    """A goal of the project next to what this run measured; `met` is None for a number
+    the project reports without a goal (a ceiling it is compared with)."""
 
     measure: str
     goal: str
     measured: str
-    met: bool
+    met: bool | None
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: int = 1) 
 
 
 def targets_table(targets: Sequence[Target]) -> str:
-    rows = [(t.measure, t.goal, t.measured, "met" if t.met else "**missed**") for t in targets]
+    rows = [(t.measure, t.goal, t.measured, _verdict(t.met)) for t in targets]
     return table(("target", "goal", "measured (median)", ""), rows, right=4)
+
+
+def _verdict(met: bool | None) -> str:
+    return "reported" if met is None else "met" if met else "**missed**"
 
 
 def number(value: float, digits: int = 0) -> str:

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run by path: make the benchmarks package importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._embedded import raw_commits  # noqa: E402
 from benchmarks._load import WINDOW, end_to_end, fixed_rate  # noqa: E402
 from benchmarks._measure import Spread, latency_ms  # noqa: E402
+from benchmarks._sqlite_raw import raw_commits  # noqa: E402
 
 
 def main() -> None:

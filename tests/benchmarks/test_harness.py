@@ -85,13 +85,18 @@ def test_embedded_scenario_runs_without_rabbitmq(tmp_path: Path) -> None:
         "| raw SQLite, 256 rows per commit ",
         "| tidings, publish to handler ",
         "| raw SQLite, group commit ",
+        "| raw SQLite cycle, 256 rows per commit ",
+        "| huey on SQLite, 1 task per commit ",
+        "| tidings / raw SQLite cycle ",
+        "| tidings / huey on SQLite ",
+        "| idle worker RSS (VmRSS) ",
     ):
         assert row in markdown, row
     assert "| embedded end to end, durable (publish_many of 256) | >= 10,000 events/s |" in (
         " ".join(markdown.split())
     )
     assert "## Machine" in markdown and "| SQLite " in markdown
-    assert_charts(out, "embedded-throughput.png", "embedded-latency.png")
+    assert_charts(out, "embedded-throughput.png", "embedded-latency.png", "embedded-ratios.png")
     data = results_of(out)
     assert set(data["scenarios"]) == {"embedded"}
     embedded = data["scenarios"]["embedded"]
@@ -103,19 +108,26 @@ def test_embedded_scenario_runs_without_rabbitmq(tmp_path: Path) -> None:
 
 
 @pytest.mark.rabbitmq
-def test_rabbitmq_scenario_compares_three_contenders(rabbitmq_report: Path) -> None:
+def test_rabbitmq_scenario_compares_four_contenders(rabbitmq_report: Path) -> None:
     markdown = (rabbitmq_report / "benchmarks.md").read_text()
-    assert "## RabbitMQ: tidings, aio-pika and FastStream" in markdown
-    for target in ("tidings / raw aio-pika", "tidings / FastStream"):
+    assert "## RabbitMQ: tidings, aio-pika, FastStream and amqplib (Node.js)" in markdown
+    for target in ("tidings / raw aio-pika", "tidings / FastStream", "tidings / amqplib"):
         assert f"RabbitMQ publish, {target}" in markdown
         assert f"RabbitMQ consume, {target}" in markdown
     rabbitmq = results_of(rabbitmq_report)["scenarios"]["rabbitmq"]
-    assert set(rabbitmq["throughput"]) == {"tidings", "aio-pika", "faststream"}
+    assert set(rabbitmq["throughput"]) == {"tidings", "aio-pika", "faststream", "amqplib"}
+    assert set(rabbitmq["throughput"]["amqplib"]) == {"publish", "consume"}
+    assert "amqplib" not in rabbitmq["latency"][rabbitmq["settings"]["rates"][0]]
     assert set(rabbitmq["throughput"]["tidings"]) == {"publish", "consume"}
     [rate] = rabbitmq["settings"]["rates"]  # one fixed rate in a quick run
     assert set(rabbitmq["latency"][rate]["faststream"]) == {"end_to_end", "confirm"}
     assert set(rabbitmq["latency"][rate]["tidings"]["end_to_end"]) == {"p50", "p95", "p99", "max"}
-    assert_charts(rabbitmq_report, "rabbitmq-throughput.png", f"rabbitmq-latency-{rate}.png")
+    assert_charts(
+        rabbitmq_report,
+        "rabbitmq-throughput.png",
+        "rabbitmq-ratios.png",
+        f"rabbitmq-latency-{rate}.png",
+    )
     assert results_of(rabbitmq_report)["machine"]["RabbitMQ"][0].isdigit()  # a version
 
 
