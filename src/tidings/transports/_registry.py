@@ -3,7 +3,7 @@
 A scheme is served by a factory, ``factory(url, options) -> Transport``, found in this order:
 
 1. one registered in this process with `register_transport` (the built-ins ``memory``,
-   ``sqlite``, ``amqp`` and ``amqps`` are registered this way);
+   ``sqlite``, ``amqp``, ``amqps`` and ``kafka`` are registered this way);
 2. an entry point of the group ``tidings.transports`` whose name is the scheme and whose
    value is the factory (``mine = "mypackage.transport:create"``), loaded the first time its
    scheme is asked for, so installing a package is enough;
@@ -42,8 +42,6 @@ ENTRY_POINT_GROUP = "tidings.transports"
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 
-_PLANNED = {"kafka": "the Kafka transport is on the roadmap and not available in this release"}
-
 
 def _builtin(module: str) -> TransportFactory:
     """The factory of a transport shipped with tidings, imported on first use (so that
@@ -63,6 +61,7 @@ _factories: dict[str, TransportFactory] = {
     "sqlite": _builtin(".sqlite"),
     "amqp": _builtin(".rabbitmq"),
     "amqps": _builtin(".rabbitmq"),
+    "kafka": _builtin(".kafka"),
 }
 
 
@@ -125,11 +124,9 @@ def _factory_for(scheme: str, url: str) -> TransportFactory:
     factory = _factories.get(scheme) or _from_entry_point(scheme)
     if factory is not None:
         return factory
-    if scheme in _PLANNED:
-        raise ConfigError(f"unsupported bus URL scheme {scheme}://: {_PLANNED[scheme]}")
     raise ConfigError(
         f"unknown bus URL scheme {scheme}:// in {mask_url(url)!r}: "
-        "use sqlite:///path.db, memory:// or amqp://"
+        "use sqlite:///path.db, memory://, amqp:// or kafka://"
     )
 
 
