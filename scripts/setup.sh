@@ -22,3 +22,12 @@ if [ ! -f .cache/npm/node_modules/@asyncapi/specs/schemas/3.0.0-without-\$id.jso
         echo "setup: npm not found; the AsyncAPI tests need Node.js and npm" >&2
     fi
 fi
+# The Node.js amqplib client the RabbitMQ benchmark measures as the client-side ceiling
+# (benchmarks/node, pinned by its lock file); the benchmark tests run it.
+if [ ! -d benchmarks/node/node_modules/amqplib ]; then
+    if command -v npm >/dev/null 2>&1; then
+        npm ci --silent --no-audit --no-fund --prefix benchmarks/node >/dev/null
+    else
+        echo "setup: npm not found; the RabbitMQ benchmark's amqplib client needs Node.js" >&2
+    fi
+fi
