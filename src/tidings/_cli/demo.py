@@ -11,7 +11,7 @@ import json
 import shlex
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, RenderableType
@@ -20,10 +20,13 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..examples.plan import Settings
-from ..examples.runner import SCENARIOS, DemoResult, Snapshot, run_scenario
 from .errors import run_async
 from .output import stdout_console, table
+
+if TYPE_CHECKING:
+    # The examples (and the shop's SQLAlchemy tables) load when a demo runs, not with every
+    # command: a `tidings run` worker stays small.
+    from ..examples.runner import DemoResult, Snapshot
 
 __all__ = ["demo"]
 
@@ -187,6 +190,8 @@ def _print_summary(
     console: Console, result: DemoResult, temporary: bool, name: str, database: str | None
 ) -> None:
     data = result.to_dict()
+    from ..examples.runner import SCENARIOS
+
     scenario = SCENARIOS[result.scenario]
     where = "a temporary embedded broker" if temporary else data["url"]
     how = f"{result.processes} worker processes" if result.processes else "one process"
@@ -248,6 +253,9 @@ def demo(
     flaky analytics service. signup: the API answers at once, e-mail and points catch up.
     Prints the outcome counts and the end-to-end latency.
     """
+    from ..examples.plan import Settings
+    from ..examples.runner import SCENARIOS, Snapshot, run_scenario
+
     chosen = SCENARIOS[scenario.value]
     console = stdout_console()
     settings = Settings(seed=seed, time_scale=time_scale, lease=_DEMO_LEASE)
