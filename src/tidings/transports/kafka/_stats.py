@@ -2,7 +2,8 @@
 (``ready``), its lag on its retry topics is what is ``scheduled``; this process's consumers
 move what they hold from those to ``in_flight`` (other processes' deliveries in flight count
 as ready or scheduled: Kafka does not know what a consumer holds). ``consumers`` are the
-members of the consumer group; ``dead`` the entries of the group's DLQ."""
+members of the consumer group; ``dead`` the entries of the group's DLQ
+(``dead_recent`` those of the last five minutes)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class Counters:
         partitions: Callable[[Iterable[str]], Awaitable[list[TopicPartition]]],
         committed: CommittedOffsets,
         members: Callable[[str], Awaitable[int]],
-        dead: Callable[[str], Awaitable[int]],
+        dead: Callable[[str], Awaitable[tuple[int, int]]],
     ) -> None:
         self._names = names
         self._reader = reader
@@ -79,11 +80,13 @@ class Counters:
         for consumer in local:
             m, r, w = consumer.counts()
             held_main, held_retry, waiting = held_main + m, held_retry + r, waiting + w
+        dead, recent = await self._dead(binding.group)
         return GroupStats(
             group=binding.group,
             ready=max(0, lag_main - held_main - waiting),
             in_flight=held_main + held_retry,
             scheduled=max(0, lag_retry - held_retry) + waiting,
-            dead=await self._dead(binding.group),
+            dead=dead,
+            dead_recent=recent,
             consumers=await self._members(self._names.consumer_group(binding.group)),
         )

@@ -50,6 +50,9 @@ __all__ = ["KafkaTransport"]
 
 logger = logging.getLogger(__name__)
 
+DEAD_WINDOW = 300.0
+"""Seconds over which `GroupStats.dead_recent` counts new dead letters."""
+
 
 class KafkaTransport(Transport):
     """Kafka binding.
@@ -284,8 +287,11 @@ class KafkaTransport(Transport):
 
     # -- dead letters --------------------------------------------------------------------------
 
-    async def _dead(self, group: str) -> int:
-        return len(await self._dlq.entries(group))
+    async def _dead(self, group: str) -> tuple[int, int]:
+        """Entries of the group's DLQ, and those dead-lettered in the last five minutes."""
+        entries = await self._dlq.entries(group)
+        since = self.options.clock.time() - DEAD_WINDOW
+        return len(entries), sum(1 for e in entries if e.last_failed_at > since)
 
     async def dlq_list(self, group: str, limit: int, offset: int) -> list[RawDeadLetter]:
         return (await self._dlq.entries(group))[offset : offset + limit]
