@@ -95,6 +95,8 @@ def _parse_time(value: Any) -> datetime | None:
         raise DecodeError(f"attribute 'time' must be an RFC 3339 string, not {value!r}")
     try:
         parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is UTC:  # "...Z", as tidings writes it
+            return parsed
         # In UTC now: a time at the edge of the calendar (year 1 at +23:59) cannot be, and
         # would fail later, when the envelope is written out again (a dead letter, a replay).
         return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -194,30 +196,58 @@ class Envelope:
         """Build an envelope from decoded attributes; raise `DecodeError` if required ones
         are missing or malformed."""
         get = attrs.get
-        for required in ("id", "source", "type"):
-            value = get(required)
-            if not isinstance(value, str) or not value:
-                raise DecodeError(f"CloudEvents attribute {required!r} is missing or not a string")
+        id_, source, type_ = get("id"), get("source"), get("type")
+        if not (type(id_) is str and id_ and type(source) is str and source):
+            _require_text(attrs)
+        if not (type(type_) is str and type_):
+            _require_text(attrs)
         version = _version(get("dataversion"))
-        unknown = attrs.keys() - _KNOWN_WITH_DATA
-        extensions = {k: attrs[k] for k in unknown} if unknown else None
+        extensions = None
+        if not _KNOWN_WITH_DATA.issuperset(attrs):  # the common case has no others
+            extensions = {k: attrs[k] for k in attrs.keys() - _KNOWN_WITH_DATA}
+        # Text attributes: taken as they are when they are text (the common case), else
+        # turned into text.
+        texts = [get(name) for name in _TEXTS]
+        if not all(v is None or type(v) is str for v in texts):
+            texts = [_text(v) for v in texts]
+        spec, ctype, subject, schema, corr, cause, pkey, tparent, tstate = texts
         return make_envelope(
-            attrs["id"],
-            attrs["source"],
-            attrs["type"],
-            _text(get("specversion")) or SPECVERSION,
+            id_,
+            source,
+            type_,
+            spec or SPECVERSION,
             _parse_time(get("time")),
-            _text(get("datacontenttype")),
-            _text(get("subject")),
-            _text(get("dataschema")),
+            ctype,
+            subject,
+            schema,
             version,
-            _text(get("correlationid")),
-            _text(get("causationid")),
-            _text(get("partitionkey")),
-            _text(get("traceparent")),
-            _text(get("tracestate")),
+            corr,
+            cause,
+            pkey,
+            tparent,
+            tstate,
             extensions,
         )
+
+
+_TEXTS = (
+    "specversion",
+    "datacontenttype",
+    "subject",
+    "dataschema",
+    "correlationid",
+    "causationid",
+    "partitionkey",
+    "traceparent",
+    "tracestate",
+)
+
+
+def _require_text(attrs: Mapping[str, Any]) -> None:
+    for required in ("id", "source", "type"):
+        value = attrs.get(required)
+        if not isinstance(value, str) or not value:
+            raise DecodeError(f"CloudEvents attribute {required!r} is missing or not a string")
 
 
 _NEW = object.__new__
