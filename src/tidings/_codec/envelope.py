@@ -196,7 +196,9 @@ class Envelope:
         """Build an envelope from decoded attributes; raise `DecodeError` if required ones
         are missing or malformed."""
         get = attrs.get
-        id_, source, type_ = get("id"), get("source"), get("type")
+        id_: Any = get("id")
+        source: Any = get("source")
+        type_: Any = get("type")
         if not (type(id_) is str and id_ and type(source) is str and source):
             _require_text(attrs)
         if not (type(type_) is str and type_):
