@@ -15,7 +15,7 @@ from .._options import split_options
 from .._transport import Transport
 from ._address import KafkaAddress
 from ._names import Names
-from ._options import KafkaOptions
+from ._options import KafkaOptions, from_query
 
 if TYPE_CHECKING:
     from ._transport import KafkaTransport
@@ -27,12 +27,14 @@ def create_transport(url: str, options: Mapping[str, Any]) -> Transport:
     """The factory of ``kafka://`` URLs (see `tidings.transports.TransportFactory`).
 
     Raises:
-        ConfigError: an option the transport does not know, a bad option value, a malformed
-            URL or a bus name that cannot name a Kafka topic (checked first, without
-            importing aiokafka), or aiokafka is not installed.
+        ConfigError: an option the transport does not know (as a keyword or in the URL's
+            query), a bad option value, a malformed URL or a bus name that cannot name a
+            Kafka topic (checked first, without importing aiokafka), or aiokafka is not
+            installed.
     """
-    common, settings = split_options(options, KafkaOptions, transport="kafka")
-    KafkaAddress.parse(url)
+    address = KafkaAddress.parse(url)
+    merged = {**from_query(address.options), **options}  # keyword options win over the URL's
+    common, settings = split_options(merged, KafkaOptions, transport="kafka")
     Names(common.name)
     try:
         from ._transport import KafkaTransport

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 from ..._exceptions import ConfigError
 from .._urls import mask_url
@@ -21,18 +22,22 @@ class KafkaAddress:
     Attributes:
         servers: ``host:port`` of each bootstrap server, in the URL's order.
         url: the URL as given (shown masked in messages).
+        options: transport options from the URL's query, as text.
     """
 
     servers: tuple[str, ...]
     url: str
+    options: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, url: str) -> KafkaAddress:
-        """Check `url` and return its servers; a port defaults to 9092.
+        """Check `url` and return its servers; a port defaults to 9092. A query gives
+        transport options as text (``?session_timeout=2&partitions=3``), so they reach
+        every process that gets the URL (``tidings run``, ``tidings demo``).
 
         Raises:
-            ConfigError: not ``kafka://``, credentials, a path or query, an empty host list,
-                a malformed host, or a port that is not a number from 1 to 65535.
+            ConfigError: not ``kafka://``, credentials, a path, a malformed query, an empty
+                host list, a malformed host, or a port that is not a number from 1 to 65535.
         """
         scheme, sep, rest = url.partition("://")
         if not sep or scheme.lower() != "kafka":
@@ -42,14 +47,19 @@ class KafkaAddress:
                 f"credentials in kafka:// URLs are not supported ({mask_url(url)!r}): "
                 "the transport connects without SASL; give only kafka://host:port[,host:port]"
             )
+        rest, _, query = rest.partition("?")
         hosts, _, tail = rest.partition("/")
-        if tail or "?" in hosts or "#" in hosts:
+        if tail or "#" in hosts or "#" in query:
             raise ConfigError(
-                f"a kafka:// URL takes no path or query ({mask_url(url)!r}): "
-                "use kafka://host:port[,host:port]"
+                f"a kafka:// URL takes no path ({mask_url(url)!r}): "
+                "use kafka://host:port[,host:port][?option=value&...]"
             )
         servers = tuple(cls._server(part.strip(), url) for part in hosts.split(","))
-        return cls(servers, url)
+        try:
+            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+        except ValueError as exc:
+            raise ConfigError(f"malformed query in {mask_url(url)!r}: {exc}") from exc
+        return cls(servers, url, dict(pairs))
 
     @staticmethod
     def _server(part: str, url: str) -> str:

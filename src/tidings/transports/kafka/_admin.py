@@ -36,18 +36,30 @@ class Topology:
     def __init__(self, bootstrap: str, url: str, replication: int, timeout: float) -> None:
         self._url = url
         self._replication = replication
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000)
-        )
+        self._bootstrap = bootstrap
+        self._timeout = timeout
+        self._client: AIOKafkaAdminClient | None = None
         self._known: set[str] = set()
         self._partitions: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
+    @property
+    def _admin(self) -> AIOKafkaAdminClient:
+        if self._client is None:
+            raise BrokerUnavailable(f"the Kafka transport for {self._url} is not open")
+        return self._client
+
     async def start(self) -> None:
-        await self._admin.start()
+        # aiokafka clients belong to the running event loop: made here, not in __init__.
+        self._client = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap, request_timeout_ms=int(self._timeout * 1000)
+        )
+        await self._client.start()
 
     async def close(self) -> None:
-        await self._admin.close()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
     async def topics(self, *, refresh: bool = False) -> set[str]:
         """The topics of the cluster (cached; `refresh` asks the broker again)."""

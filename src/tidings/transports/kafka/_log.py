@@ -26,23 +26,34 @@ class TopicReader:
     def __init__(self, bootstrap: str, url: str, timeout: float) -> None:
         self._url = url
         self._timeout = timeout
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self._bootstrap = bootstrap
+        self._client: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def _consumer(self) -> AIOKafkaConsumer:
+        if self._client is None:
+            raise BrokerUnavailable(f"the Kafka transport for {self._url} is not open")
+        return self._client
+
+    async def start(self) -> None:
+        # aiokafka clients belong to the running event loop: made here, not in __init__.
+        self._client = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
             group_id=None,
             enable_auto_commit=False,
-            request_timeout_ms=int(timeout * 1000),
+            request_timeout_ms=int(self._timeout * 1000),
             # Offsets of a topic it has no metadata for yet fail once and are asked again
             # after this back-off, one topic per round: keep the rounds short.
             retry_backoff_ms=10,
             fetch_max_wait_ms=50,
         )
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        await self._consumer.start()
+        await self._client.start()
 
     async def close(self) -> None:
-        await self._consumer.stop()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.stop()
 
     async def topics(self) -> set[str]:
         """Every topic of the cluster, from fresh metadata."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..._exceptions import ConfigError
 
-__all__ = ["KafkaOptions"]
+__all__ = ["KafkaOptions", "from_query"]
 
 
 def _positive_seconds(name: str, value: object) -> float:
@@ -84,3 +84,24 @@ class KafkaOptions:
                 f"heartbeat_interval ({self.heartbeat_interval:g}s) must be shorter than "
                 f"session_timeout ({self.session_timeout:g}s)"
             )
+
+
+def from_query(query: dict[str, str]) -> dict[str, int | float]:
+    """Options given in a URL's query (text), as numbers of their fields' kinds.
+
+    Raises:
+        ConfigError: an option `KafkaOptions` does not have, or a value that is not a number.
+    """
+    kinds = {"partitions": int, "replication_factor": int, "max_batch_size": int}
+    known = set(KafkaOptions.__dataclass_fields__)
+    out: dict[str, int | float] = {}
+    for name, text in query.items():
+        if name not in known:
+            raise ConfigError(
+                f"unknown kafka option {name!r} in the URL; known: {', '.join(sorted(known))}"
+            )
+        try:
+            out[name] = kinds.get(name, float)(text)
+        except ValueError:
+            raise ConfigError(f"kafka option {name} must be a number, not {text!r}") from None
+    return out

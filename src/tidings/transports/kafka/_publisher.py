@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from ..._clock import Clock
-from ..._exceptions import MessageTooLarge
+from ..._exceptions import BrokerUnavailable, MessageTooLarge
 from .._message import OutgoingMessage
 from .._routing import matches
 from ._admin import TopicSpec, Topology
@@ -48,21 +48,32 @@ class Producer:
     ) -> None:
         self._url = url
         self._timeout = timeout
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=False,
-            max_request_size=max_message_size + OVERHEAD,
-            request_timeout_ms=int(timeout * 1000),
-            linger_ms=0,
-            max_batch_size=max_batch_size,
-        )
+        self._settings = {
+            "bootstrap_servers": bootstrap,
+            "acks": "all",
+            "enable_idempotence": False,
+            "max_request_size": max_message_size + OVERHEAD,
+            "request_timeout_ms": int(timeout * 1000),
+            "linger_ms": 0,
+            "max_batch_size": max_batch_size,
+        }
+        self._client: AIOKafkaProducer | None = None
+
+    @property
+    def _producer(self) -> AIOKafkaProducer:
+        if self._client is None:
+            raise BrokerUnavailable(f"the Kafka transport for {self._url} is not open")
+        return self._client
 
     async def start(self) -> None:
-        await self._producer.start()
+        # aiokafka clients belong to the running event loop: made here, not in __init__.
+        self._client = AIOKafkaProducer(**self._settings)
+        await self._client.start()
 
     async def close(self) -> None:
-        await self._producer.stop()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.stop()
 
     async def send_many(self, records: Sequence[tuple[str, Record]]) -> None:
         """Send every record, then wait for every acknowledgement."""
