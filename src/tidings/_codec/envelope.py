@@ -209,8 +209,8 @@ class Envelope:
             extensions = {k: attrs[k] for k in attrs.keys() - _KNOWN_WITH_DATA}
         # Text attributes: taken as they are when they are text (the common case), else
         # turned into text.
-        texts = [get(name) for name in _TEXTS]
-        if not all(v is None or type(v) is str for v in texts):
+        texts = list(map(get, _TEXTS))
+        if not _TEXT_TYPES.issuperset(map(type, texts)):
             texts = [_text(v) for v in texts]
         spec, ctype, subject, schema, corr, cause, pkey, tparent, tstate = texts
         return make_envelope(
@@ -243,6 +243,9 @@ _TEXTS = (
     "traceparent",
     "tracestate",
 )
+
+
+_TEXT_TYPES = frozenset({str, type(None)})
 
 
 def _require_text(attrs: Mapping[str, Any]) -> None:
