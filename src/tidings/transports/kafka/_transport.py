@@ -33,6 +33,7 @@ from ._address import KafkaAddress
 from ._admin import TopicSpec, Topology
 from ._attempts import AttemptStore
 from ._bindings import Bindings
+from ._client_logs import quiet_client_logs, restore_client_logs
 from ._committed import CommittedOffsets
 from ._consumer import GroupConsumer, Handle
 from ._dlq import DeadLetterQueues
@@ -119,17 +120,21 @@ class KafkaTransport(Transport):
         self._consumers: list[GroupConsumer] = []
         self._replies: list[KafkaReplies] = []
         self._opened = False
+        self._quiet = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
         parts = (self._producer, self._tables, self._topology, self._reader)
+        quiet_client_logs()
+        self._quiet = True
         try:
             for part in parts:
                 await asyncio.wait_for(part.start(), self.settings.connect_timeout)
             await self._topology.ensure({self.names.bindings: TopicSpec(1, compacted=True)})
         except Exception as exc:
             await self._close_parts()
+            self._restore_logs()
             error = translate(exc, mask_url(self.url), "connecting")
             if isinstance(exc, TimeoutError):
                 error = BrokerUnavailable(
@@ -150,6 +155,12 @@ class KafkaTransport(Transport):
         if self._opened:
             self._opened = False
             await self._close_parts()
+        self._restore_logs()
+
+    def _restore_logs(self) -> None:
+        if self._quiet:
+            self._quiet = False
+            restore_client_logs()
 
     async def _close_parts(self) -> None:
         for close in (
