@@ -107,6 +107,7 @@ class GroupConsumer(Consumer):
         self._tasks: dict[asyncio.Task[None], Handle] = {}
         self._timers: dict[TopicPartition, asyncio.TimerHandle] = {}
         self._restored: dict[TopicPartition, tuple[int, int, float | None, float]] = {}
+        self._revoking: set[TopicPartition] = set()
         self._room = asyncio.Event()
         self._assigned = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -165,7 +166,7 @@ class GroupConsumer(Consumer):
             self._pump()
 
     def _take(self, tp: TopicPartition, records: list[Raw]) -> None:
-        if tp not in self._consumer.assignment():
+        if tp in self._revoking or tp not in self._consumer.assignment():
             return
         retry_topic = self._names.is_retry(tp.topic, self.spec.name)
         now = self._clock.time()
@@ -300,19 +301,22 @@ class GroupConsumer(Consumer):
     # -- rebalancing -------------------------------------------------------------------------
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
-        """Before giving partitions up: let their handlers finish (up to `drain_timeout`),
-        commit what settled, forget the rest (it comes again to the new owner)."""
+        """Before giving partitions up: hand out nothing more from them (what is fetched and
+        not handed out comes again to the new owner), let their handlers finish (up to
+        `drain_timeout`), commit what settled, and forget them."""
+        self._revoking |= partitions
+        for tp in partitions:
+            self._cancel_timer(tp)
+        self._lanes.drop(partitions)
         running = [t for t, h in self._tasks.items() if h.tp in partitions and not h.settled]
         if running:
             await asyncio.wait(running, timeout=self._settings.drain_timeout)
-        for tp in partitions:
-            self._cancel_timer(tp)
         await self._committer.flush(partitions)
-        self._lanes.drop(partitions)
         self._committer.forget(partitions)
         for tp in partitions:
             self._ledgers.pop(tp, None)
             self._restored.pop(tp, None)
+        self._revoking -= partitions
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         """New partitions: an ordered group looks up the retries that wait in them."""
