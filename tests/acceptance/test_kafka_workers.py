@@ -40,7 +40,7 @@ def lines(out: Path) -> list[tuple[float, int, str, int, str]]:
 async def test_a_killed_workers_partitions_move_and_nothing_is_lost_or_reordered(
     children: Children,
     tmp_path: Path,
-    kafka_broker: TansuBroker,
+    kafka_broker: TansuBroker,  # noqa: F811
     redis_server,  # noqa: F811
 ) -> None:
     out = tmp_path / "out"
