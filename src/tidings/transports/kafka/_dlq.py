@@ -75,9 +75,14 @@ class DeadLetterQueues:
         self._publish = publish
         self._tables: dict[str, CompactedTable] = {}
 
-    async def _table(self, group: str) -> CompactedTable:
+    async def _table(self, group: str, *, create: bool = False) -> CompactedTable | None:
+        """The DLQ table of `group`; None when its topic does not exist (and `create` is
+        not asked: reading the DLQ of a group nobody declared makes no topic)."""
         topic = self._names.dlq(group)
-        await self._topology.ensure({topic: TopicSpec(1, compacted=True)})
+        if create:
+            await self._topology.ensure({topic: TopicSpec(1, compacted=True)})
+        elif group not in self._tables and topic not in await self._topology.topics(refresh=True):
+            return None
         table = self._tables.get(group)
         if table is None:
             table = self._tables[group] = CompactedTable(self._reader, topic)
@@ -85,7 +90,8 @@ class DeadLetterQueues:
 
     async def add(self, delivery: Delivery, failure: Failure, now: float) -> None:
         """Write `delivery` to its group's DLQ with `failure`."""
-        table = await self._table(delivery.group)
+        table = await self._table(delivery.group, create=True)
+        assert table is not None
         first = delivery.first_failed_at if delivery.first_failed_at is not None else failure.at
         meta = {
             "id": delivery.id,
@@ -107,7 +113,10 @@ class DeadLetterQueues:
 
     async def entries(self, group: str) -> list[RawDeadLetter]:
         """Every entry of `group`'s DLQ, oldest first."""
-        rows = await (await self._table(group)).refresh()
+        table = await self._table(group)
+        if table is None:
+            return []
+        rows = await table.refresh()
         out = []
         for entry_id, record in rows.items():
             raw = _raw(group, entry_id, record)
@@ -122,7 +131,8 @@ class DeadLetterQueues:
         raise DeadLetterNotFound(f"no dead letter {entry_id!r} in group {group!r}")
 
     async def _remove(self, group: str, entry_id: str) -> None:
-        table = await self._table(group)
+        table = await self._table(group, create=True)
+        assert table is not None
         await self._send(table.topic, Record(entry_id.encode(), None, [], None))  # tombstone
 
     async def replay(
