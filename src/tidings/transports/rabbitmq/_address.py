@@ -6,6 +6,10 @@ AMQP URI rules (RabbitMQ's URI spec): every part may be left out; the host defau
 virtual host to ``/``. A port that is not a number from 1 to 65535 or a host that cannot be
 parsed is a `ConfigError` at once, never a connect attempt retried forever. This module
 imports no driver.
+
+Several nodes of a cluster may share one URL, comma-separated:
+``amqp://user:pass@h1:5672,h2:5672,h3:5672/vhost`` (each with its own port, or the scheme's
+default); the transport connects to the first that answers and fails over to the others.
 """
 
 from __future__ import annotations
@@ -49,6 +53,26 @@ def _check_host(host: str, url: str) -> None:
         )
 
 
+def _split_hosts(url: str) -> tuple[str, list[tuple[str, int | None]]]:
+    """The URL with only its first host (what `urlsplit` can read) and every
+    ``(host, port)`` of its comma-separated host list.
+
+    Raises:
+        ValueError: a port that is not a number from 0 to 65535, or an empty host entry.
+    """
+    parts = urlsplit(url)
+    userinfo, at, hostlist = parts.netloc.rpartition("@")
+    entries = hostlist.split(",")
+    hosts: list[tuple[str, int | None]] = []
+    for entry in entries:
+        if not entry and len(entries) > 1:
+            raise ValueError("an empty host in the host list")
+        one = urlsplit(f"//{entry}")
+        hosts.append((one.hostname or "", one.port))
+    netloc = f"{userinfo}{at}{entries[0]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), hosts
+
+
 @dataclass(frozen=True, slots=True)
 class AmqpAddress:
     """An ``amqp://`` or ``amqps://`` URL, checked and with its defaults filled in.
@@ -61,6 +85,8 @@ class AmqpAddress:
         user: the user name (``guest`` when the URL has none).
         password: the password (``guest`` when the URL has none).
         vhost: the virtual host (``/`` when the URL has no path).
+        hosts: every ``(host, port)`` of the URL, in order (one, unless the URL lists
+            several nodes); `host` and `port` are the first.
     """
 
     url: str
@@ -70,6 +96,7 @@ class AmqpAddress:
     user: str
     password: str
     vhost: str
+    hosts: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def parse(cls, url: str) -> AmqpAddress:
@@ -80,8 +107,8 @@ class AmqpAddress:
                 one line with the password masked.
         """
         try:
-            parts = urlsplit(url)
-            port = parts.port
+            first, listed = _split_hosts(url)
+            parts = urlsplit(first)
         except ValueError as exc:
             raise ConfigError(
                 f"cannot parse the RabbitMQ URL {_masked(url)}: {exc}; expected "
@@ -90,28 +117,45 @@ class AmqpAddress:
         scheme = parts.scheme.lower()
         if scheme not in MANAGEMENT_PORT:
             raise ConfigError(f"{_masked(url)} is not an amqp:// or amqps:// URL")
-        if port == 0:
-            raise ConfigError(f"port 0 in {_masked(url)}: give a port from 1 to 65535")
-        host = parts.hostname or "localhost"
-        _check_host(host, url)
+        default = 5671 if scheme == "amqps" else 5672
+        hosts: list[tuple[str, int]] = []
+        for name, number in listed:
+            if number == 0:
+                raise ConfigError(f"port 0 in {_masked(url)}: give a port from 1 to 65535")
+            if not name and len(listed) > 1:
+                raise ConfigError(f"a host without a name in {_masked(url)}: name every host")
+            _check_host(name or "localhost", url)
+            hosts.append((name or "localhost", number or default))
         return cls(
             url=url,
             scheme=scheme,
-            host=host,
-            port=port or (5671 if scheme == "amqps" else 5672),
+            host=hosts[0][0],
+            port=hosts[0][1],
             user=unquote(parts.username or "guest"),
             password=unquote(parts.password or "guest"),
             vhost=unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
+            hosts=tuple(hosts),
         )
 
-    def driver_url(self) -> str:
-        """The URL for the client library: the given one with its host and port filled in
-        (aio-pika cannot connect to ``amqp://`` without a host)."""
+    def driver_url(self, index: int = 0) -> str:
+        """The URL for the client library of host number `index` (the first by default):
+        the given URL with that one host and its port filled in (aio-pika cannot connect to
+        ``amqp://`` without a host, nor to a list of hosts)."""
         parts = urlsplit(self.url)
         userinfo = parts.netloc.rpartition("@")[0]
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        netloc = f"{userinfo}@{host}:{self.port}" if userinfo else f"{host}:{self.port}"
+        name, port = self.hosts[index] if self.hosts else (self.host, self.port)
+        host = f"[{name}]" if ":" in name else name
+        netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    def driver_urls(self) -> list[str]:
+        """`driver_url` of every host, in the URL's order."""
+        return [self.driver_url(n) for n in range(max(1, len(self.hosts)))]
+
+    def where(self, index: int = 0) -> str:
+        """``host:port`` of host number `index`, for messages."""
+        name, port = self.hosts[index] if self.hosts else (self.host, self.port)
+        return f"{name}:{port}"
 
     def management(self, given: str | None) -> ManagementAddress:
         """The management API's address: `given` (credentials in it win), else

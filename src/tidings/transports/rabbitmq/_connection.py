@@ -1,5 +1,6 @@
 """The transport's one robust connection: opened within ``connect_timeout``, and watched so
-that losing it and getting it back are each one WARNING line.
+that losing it and getting it back are each one WARNING line. A URL naming several nodes
+gets a `FailoverConnection` over them (see `_failover`).
 
 aio-pika's `RobustConnection` reconnects every ``reconnect_interval`` seconds and restores its
 channels and consumers. Its first connect retries errors it does not count as connection
@@ -15,7 +16,6 @@ import logging
 import time
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 from aio_pika.connection import make_url
 
@@ -24,6 +24,7 @@ from .._urls import mask_url
 from ._address import AmqpAddress
 from ._client_logs import quiet_client_logs, restore_client_logs
 from ._errors import reason
+from ._failover import FailoverConnection
 
 __all__ = ["ConnectionWatch", "WatchedConnection", "open_connection"]
 
@@ -33,29 +34,38 @@ logger = logging.getLogger(__name__)
 async def open_connection(
     address: AmqpAddress, *, name: str, timeout: float, reconnect_interval: float
 ) -> AbstractRobustConnection:
-    """Connect, or raise within `timeout` seconds.
+    """Connect to the first node that answers, or raise within `timeout` seconds per node.
 
     Raises:
-        BrokerUnavailable: no answer within `timeout` seconds.
+        BrokerUnavailable: no answer within `timeout` seconds (per node).
         Exception: the driver's error of a refused connection (translate it).
     """
-    connection = aio_pika.RobustConnection(
-        make_url(address.driver_url(), reconnect_interval=reconnect_interval),
-        client_properties={"connection_name": f"tidings {name}"},
-    )
-    try:
-        await asyncio.wait_for(connection.connect(timeout=timeout), timeout)
-    except TimeoutError:
-        await _close(connection)
-        raise BrokerUnavailable(
-            f"cannot reach RabbitMQ at {mask_url(address.url)}: no answer within "
-            f"{timeout:g}s (connect_timeout); check that the broker runs and listens on "
-            f"{address.host}:{address.port}"
-        ) from None
-    except BaseException:
-        await _close(connection)
-        raise
-    return connection
+    urls = [str(make_url(u, reconnect_interval=reconnect_interval)) for u in address.driver_urls()]
+    properties = {"connection_name": f"tidings {name}"}
+    first = 0
+    while True:
+        connection = FailoverConnection(urls, first, client_properties=properties)
+        try:
+            await asyncio.wait_for(connection.connect(timeout=timeout), timeout * len(urls))
+        except TimeoutError:
+            await _close(connection)
+            nodes = ", ".join(address.where(n) for n in range(len(urls)))
+            raise BrokerUnavailable(
+                f"cannot reach RabbitMQ at {mask_url(address.url)}: no answer within "
+                f"{timeout:g}s (connect_timeout); check that the broker runs and listens on "
+                f"{nodes}"
+            ) from None
+        except Exception:
+            await _close(connection)
+            # One attempt tried every node, unless the fallback is in use (one node each).
+            first += 1
+            if connection.wrapped or first == len(urls):
+                raise
+            continue
+        except BaseException:
+            await _close(connection)
+            raise
+        return connection
 
 
 async def _close(connection: AbstractRobustConnection) -> None:
