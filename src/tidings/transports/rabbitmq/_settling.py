@@ -5,16 +5,24 @@ delay-tier queues (with its attempt and due time in headers) and the original ac
 once the broker confirmed the copy; an ordered group's waits in its worker, in its place
 (`RabbitConsumer.retry_in_place`, `RabbitConsumer.hold`). A dead letter is a copy in
 ``<bus>.<group>.dlq`` with the failure in headers.
+
+The original is acknowledged only once its copy was *routed*, not merely confirmed: a copy
+the broker returns (a quorum queue of a cluster between two leaders can be unroutable for a
+moment) is sent again for up to `UNROUTED_FOR` seconds, then the settle fails and the
+original stays unacknowledged (it comes back when the worker's channel closes).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiormq.abc import DeliveredMessage
 
 from ..._clock import Clock
-from ..._exceptions import ConfigError
+from ..._exceptions import BrokerUnavailable, ConfigError
 from .._failure import Failure
 from .._message import Delivery
 from ._consumer import Handle, RabbitConsumer
@@ -31,6 +39,12 @@ from ._wire import (
 )
 
 __all__ = ["Settlement", "handle_of"]
+
+logger = logging.getLogger(__name__)
+
+UNROUTED_FOR = 30.0
+"""Seconds a returned retry, postponement or dead letter copy is sent again."""
+UNROUTED_PAUSE = 0.25
 
 
 def handle_of(delivery: Delivery) -> Handle:
@@ -68,7 +82,23 @@ class Settlement:
     ) -> None:
         tier, _ = pick_tier(delay)
         queue = self._names.delay_queue(group, tier)
-        await self._send([("", queue, *copy_message(message, headers))])
+        await self._routed(queue, ("", queue, *copy_message(message, headers)))
+
+    async def _routed(self, queue: str, item: Outbound) -> None:
+        """Send `item` until the broker routes it to `queue` (see the module docstring).
+
+        Raises:
+            BrokerUnavailable: still returned after `UNROUTED_FOR` seconds.
+        """
+        deadline = time.monotonic() + UNROUTED_FOR
+        while not (await self._send([item]))[0]:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"queue {queue!r} did not take a message for {UNROUTED_FOR:g}s "
+                    "(returned unroutable); the delivery stays unsettled"
+                )
+            logger.warning("queue %s returned a message; sending it again", queue)
+            await asyncio.sleep(UNROUTED_PAUSE)
 
     async def delay_again(
         self, consumer: RabbitConsumer, message: DeliveredMessage, due: float
@@ -110,6 +140,7 @@ class Settlement:
     async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
         handle = handle_of(delivery)
         copy = copy_message(handle.message, dead_letter_headers(delivery, failure))
-        await self._send([("", self._names.dlq(delivery.group), *copy)])
+        dlq = self._names.dlq(delivery.group)
+        await self._routed(dlq, ("", dlq, *copy))
         handle.consumer.ack(handle)
         self._dead_lettered(delivery.group)
