@@ -13,14 +13,18 @@ A group with ``max_ready`` (quorum queues only, `check_bounds`) has ``x-max-leng
 are quorum queues dead-lettering at least once, so nothing they hold is dropped by a full
 group, and an unordered group's tiers dead-letter into its returns lane
 ``<bus>.<group>.returns`` (consumed with the group's queue, outside the bound), so a retry
-never waits for room. An existing queue declared with other arguments is a `ConfigError`
-that says what to do (`_refused`).
+never waits for room. On a bus of quorum queues (``queue_type="quorum"``) every group's delay
+tiers and DLQ are quorum queues too, the tiers dead-lettering at least once: on a cluster,
+nothing a group holds lives on one node only. An existing queue declared with other arguments
+is a `ConfigError` that says what to do (`_refused`), but for a classic tier or DLQ made by an
+earlier tidings on a quorum bus, which is kept with a WARNING.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,10 +34,11 @@ from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from ..._exceptions import ConfigError
 from .._group import GroupSpec
+from .._message import OutgoingMessage
 from ._errors import HASH_PLUGIN, INEQUIVALENT, reason
 from ._management import Binding
 from ._options import RabbitMQOptions
-from ._wire import H_HASH, TIERS, Names
+from ._wire import H_HASH, TIERS, Names, pick_tier
 
 __all__ = [
     "check_bounds",
@@ -41,9 +46,12 @@ __all__ = [
     "declare_group",
     "queue_bound",
     "require_hash_exchange",
+    "route",
     "stale_bindings",
     "unbind",
 ]
+
+logger = logging.getLogger(__name__)
 
 GROUP_ARG = "x-tidings-group"
 """Queue argument naming the group a main (or first partition) queue belongs to, so stats
@@ -83,6 +91,19 @@ async def require_hash_exchange(url: str, names: Names, spec: GroupSpec, timeout
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
+
+
+def route(names: Names, message: OutgoingMessage) -> tuple[str, str]:
+    """(exchange, routing key) of a message: its group's delay-tier queue or the delay
+    exchange when delayed, the direct exchange when sent to a group, else the topic exchange."""
+    if message.delay > 0:
+        tier, _ = pick_tier(message.delay)
+        if message.group is not None:
+            return "", names.delay_queue(message.group, tier)
+        return names.delay_exchange, f"{tier}.{message.type}"
+    if message.group is not None:
+        return names.direct, message.group
+    return names.exchange, message.type
 
 
 async def declare_bus(channel: AbstractChannel, names: Names) -> None:
@@ -135,18 +156,23 @@ def _bound_args(bound: int | None) -> dict[str, Any]:
     return {"x-max-length": max(0, bound - 1), "x-overflow": "reject-publish"}
 
 
-def _tier_args(names: Names, spec: GroupSpec, seconds: float) -> dict[str, Any]:
+def _tier_args(
+    names: Names, spec: GroupSpec, seconds: float, options: RabbitMQOptions
+) -> dict[str, Any]:
     args: dict[str, Any] = {
         "x-message-ttl": int(seconds * 1000),
         "x-dead-letter-exchange": names.direct,
         "x-dead-letter-routing-key": spec.name,
     }
-    if spec.max_ready is None:
+    if spec.max_ready is None and options.queue_type != "quorum":
         return args
     # A bounded group's tiers never drop what they hold: quorum queues dead-lettering at
     # least once (which needs reject-publish), so a message the group's queue refuses
     # stays here and is offered again. An unordered group's come back through its returns
-    # lane, outside the bound; an ordered group's must go through their partition.
+    # lane, outside the bound; an ordered group's must go through their partition. On a
+    # bus of quorum queues every group's tiers are such queues: replicated, and a retry
+    # whose group queue has no leader for a moment (a node lost) waits instead of being
+    # dropped (at-most-once dead-lettering would drop it).
     args.update(
         {
             "x-queue-type": "quorum",
@@ -154,7 +180,7 @@ def _tier_args(names: Names, spec: GroupSpec, seconds: float) -> dict[str, Any]:
             "x-overflow": "reject-publish",
         }
     )
-    if not spec.ordered:
+    if not spec.ordered and spec.max_ready is not None:
         args.update(
             {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.returns(spec.name)}
         )
@@ -202,12 +228,36 @@ async def declare_group(
             await _declare_queue(channel, names.returns(spec.name), lane, spec, options)
     for tier, seconds in TIERS:
         name = names.delay_queue(spec.name, tier)
-        waiting = await _declare_queue(
-            channel, name, _tier_args(names, spec, seconds), spec, options
-        )
+        args = _tier_args(names, spec, seconds, options)
+        waiting = await _declare_or_keep(channel, name, args, spec, options)
         for pattern in spec.patterns:
             await waiting.bind(delay, f"{tier}.{pattern}")
-    await channel.declare_queue(names.dlq(spec.name), durable=True)
+    quorum = {"x-queue-type": "quorum"} if options.queue_type == "quorum" else {}
+    await _declare_or_keep(channel, names.dlq(spec.name), quorum, spec, options)
+
+
+async def _declare_or_keep(
+    channel: AbstractChannel,
+    name: str,
+    args: dict[str, Any],
+    spec: GroupSpec,
+    options: RabbitMQOptions,
+) -> AbstractQueue:
+    """Declare a delay-tier queue or DLQ; one that an earlier tidings made as a classic queue
+    on a bus of quorum queues is kept, with a WARNING (it works, on one node only)."""
+    try:
+        return await channel.declare_queue(name, durable=True, arguments=args or None)
+    except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        text = reason(exc)
+        if spec.max_ready is not None or "'x-queue-type'" not in text:
+            raise _refused(name, args, spec, options, text) from exc
+    await channel.reopen()  # a refused declare closes the channel
+    logger.warning(
+        "queue %r is a classic queue made by an earlier tidings; keeping it (it lives on one "
+        "node of a cluster): drain and delete it to have it declared as a quorum queue",
+        name,
+    )
+    return await channel.get_queue(name, ensure=False)
 
 
 async def _declare_queue(
