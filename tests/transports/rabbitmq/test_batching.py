@@ -44,9 +44,10 @@ async def test_a_burst_leaves_in_few_writes_and_each_publish_gets_its_own_answer
     assert all(isinstance(o, str) for o in routed), routed[:3]
     assert all(isinstance(o, Unroutable) for o in strays), strays[:3]
     assert len(set(routed)) == 100
-    # And they left in far fewer writes than messages
-    assert sum(sizes) == 200
-    assert len(sizes) <= 10, sizes
+    # And they left in far fewer writes than messages (each routed one followed, once
+    # confirmed, by its copy to the retained log's stream)
+    assert sum(sizes) == 300
+    assert len(sizes) <= 20, sizes
     # And exactly the 100 routable messages wait in the queue
     await eventually(
         lambda: _ready_is(namespace, "notes", 100), 10, "100 messages in the group queue"

@@ -1,4 +1,4 @@
-"""Which bounded groups refused a publish.
+"""Which bounded groups refused a publish; messages over ``max_message_size`` refused.
 
 A group with ``max_ready`` is a quorum queue (or partitions) with ``x-max-length`` and
 ``x-overflow=reject-publish``: a publish it cannot take is nacked by the broker (the other
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from ..._exceptions import QueueFull
+from ..._exceptions import MessageTooLarge, QueueFull
 from .._group import GroupSpec
 from .._message import OutgoingMessage
 from .._routing import matches
@@ -21,7 +21,18 @@ from ._stats import Depth
 from ._topology import queue_bound
 from ._wire import Names
 
-__all__ = ["FullGroups"]
+__all__ = ["FullGroups", "refuse_oversized"]
+
+
+def refuse_oversized(messages: Sequence[OutgoingMessage], limit: int) -> None:
+    """Raise `MessageTooLarge` for the first message whose body is over `limit` bytes
+    (``max_message_size``), before anything of the call is sent."""
+    for message in messages:
+        if len(message.body) > limit:
+            raise MessageTooLarge(
+                f"message {message.id!r} is {len(message.body)} bytes, over the limit of "
+                f"{limit} bytes (max_message_size)"
+            )
 
 
 class FullGroups:

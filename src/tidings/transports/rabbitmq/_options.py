@@ -41,6 +41,10 @@ class RabbitMQOptions:
             and password unless the management URL carries its own. Used for rates,
             in-flight counts of other processes, group discovery and unbinding stale
             patterns; without it stats fall back to AMQP counters (one warning says so).
+        replay_stream: keep the bus's events in a stream (``<bus>.:log``, kept for the bus's
+            ``retention``) so ``bus.replay`` works (default True); each publish then waits
+            for a second confirm, the stream's. False: no stream, ``replay`` is
+            `NotSupported`.
 
     Raises:
         ConfigError: a value of the wrong kind, naming the option.
@@ -52,6 +56,7 @@ class RabbitMQOptions:
     reconnect_interval: float = 1.0
     connect_timeout: float = 10.0
     management_url: str | None = None
+    replay_stream: bool = True
 
     def __post_init__(self) -> None:
         if self.queue_type not in ("classic", "quorum"):
@@ -61,5 +66,7 @@ class RabbitMQOptions:
             raise ConfigError(f"partitions must be a positive integer, not {value!r}")
         for name in ("publish_timeout", "reconnect_interval", "connect_timeout"):
             object.__setattr__(self, name, _positive_seconds(name, getattr(self, name)))
+        if not isinstance(self.replay_stream, bool):
+            raise ConfigError(f"replay_stream must be True or False, not {self.replay_stream!r}")
         management = self.management_url
         object.__setattr__(self, "management_url", str(management) if management else None)

@@ -25,6 +25,9 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+import aiormq.exceptions
+from aio_pika.abc import AbstractChannel
+
 from ..._clock import Clock
 from .._group import GroupSpec
 from .._stats import GroupStats
@@ -32,7 +35,7 @@ from ._consumer import RabbitConsumer
 from ._management import Management, QueueInfo
 from ._wire import TIERS, Names
 
-__all__ = ["DEAD_WINDOW", "UNREACHABLE", "Depth", "GroupCounters"]
+__all__ = ["DEAD_WINDOW", "UNREACHABLE", "Depth", "GroupCounters", "queue_depth"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,20 @@ UNREACHABLE = (
 
 Depth = Callable[[str], Awaitable[tuple[int, int] | None]]
 """(messages ready, consumers) of a queue, or None when it does not exist."""
+
+
+async def queue_depth(
+    channel: Callable[[], Awaitable[AbstractChannel]], name: str
+) -> tuple[int, int] | None:
+    """(messages ready, consumers) of a queue by a passive declare on `channel()` (a usable
+    channel: a declare of a queue that does not exist closes it), or None when it does not
+    exist."""
+    underlay = await (await channel()).get_underlay_channel()
+    try:
+        ok = await underlay.queue_declare(name, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return None
+    return int(ok.message_count or 0), int(ok.consumer_count or 0)
 
 
 class GroupCounters:

@@ -31,16 +31,16 @@ import aiormq.abc
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from ..._exceptions import BrokerUnavailable, MessageTooLarge
+from ..._exceptions import BrokerUnavailable
 from .._failure import Failure, RawDeadLetter
 from .._group import GroupSpec
 from .._message import Delivery, OutgoingMessage
 from .._options import TransportOptions
 from .._stats import GroupStats
-from .._transport import Consumer, Deliver, OnReply, Replies, Transport
+from .._transport import CAP_REPLAY_LOG, Consumer, Deliver, OnReply, Replies, Transport
 from .._urls import mask_url
 from ._address import AmqpAddress
-from ._bounds import FullGroups
+from ._bounds import FullGroups, refuse_oversized
 from ._connection import WatchedConnection
 from ._consumer import RabbitConsumer
 from ._dlq import DeadLetterQueues
@@ -50,16 +50,18 @@ from ._options import RabbitMQOptions
 from ._publisher import ConfirmedPublisher, Outbound, Refused
 from ._replies import RabbitReplies, reply_outbound
 from ._settling import Settlement, handle_of
-from ._stats import GroupCounters
+from ._stats import GroupCounters, queue_depth
+from ._stream import RetainedLog, unlogged
 from ._topology import (
     check_bounds,
     declare_bus,
     declare_group,
     require_hash_exchange,
+    route,
     stale_bindings,
     unbind,
 )
-from ._wire import Names, pick_tier, to_amqp
+from ._wire import Names, to_amqp
 
 __all__ = ["RabbitMQTransport"]
 
@@ -110,7 +112,10 @@ class RabbitMQTransport(Transport):
         self._consumers: list[RabbitConsumer] = []
         self._groups: dict[str, GroupSpec] = {}
         self._dlq = DeadLetterQueues(
-            self.names, url, connection=self.connection_for_consumers, publish=self.publish
+            self.names,
+            url,
+            connection=self.connection_for_consumers,
+            publish=unlogged(self.publish),  # a dead letter's event is in the log already
         )
         self._counters = GroupCounters(
             self.names,
@@ -124,6 +129,18 @@ class RabbitMQTransport(Transport):
         self._settle = Settlement(
             self.names, options.clock, self._send_all, self._counters.dead_lettered
         )
+        self._log: RetainedLog | None = None
+        if self.settings.replay_stream:
+            self._log = RetainedLog(
+                self.names,
+                url,
+                retention=options.retention,
+                connection=self.connection_for_consumers,
+                send=self._send_all,
+                timeout=self.publish_timeout,
+                management=self._management,
+            )
+            self.capabilities = frozenset({CAP_REPLAY_LOG})  # type: ignore[misc] # per option
         self._full = FullGroups(
             self.names,
             self.partitions,
@@ -164,6 +181,8 @@ class RabbitMQTransport(Transport):
         self._publisher = self._ops = None
         if sender is not None:
             await sender.close()
+        if self._log is not None:
+            await self._log.close()
         await self._link.close(connection)
 
     async def close(self) -> None:
@@ -224,6 +243,8 @@ class RabbitMQTransport(Transport):
                 await require_hash_exchange(url, self.names, ordered[0], timeout)
                 self._hash_checked = True
             await declare_bus(channel, self.names)
+            if self._log is not None:
+                await self._log.declare()
             for spec in groups:
                 await declare_group(channel, self.names, spec, self.settings)
                 self._groups[spec.name] = spec
@@ -248,17 +269,6 @@ class RabbitMQTransport(Transport):
 
     # -- publishing --------------------------------------------------------------------------
 
-    def _route(self, message: OutgoingMessage) -> tuple[str, str]:
-        """(exchange, routing key) for a message."""
-        if message.delay > 0:
-            tier, _ = pick_tier(message.delay)
-            if message.group is not None:
-                return "", self.names.delay_queue(message.group, tier)
-            return self.names.delay_exchange, f"{tier}.{message.type}"
-        if message.group is not None:
-            return self.names.direct, message.group
-        return self.names.exchange, message.type
-
     async def _send_all(self, items: Sequence[Outbound]) -> list[bool]:
         sender = self._sender
         if sender is None:
@@ -266,25 +276,22 @@ class RabbitMQTransport(Transport):
         return await sender.send(items)
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[bool]:
-        limit = self.options.max_message_size
-        for message in messages:
-            if len(message.body) > limit:
-                raise MessageTooLarge(
-                    f"message {message.id!r} is {len(message.body)} bytes, over the limit of "
-                    f"{limit} bytes (max_message_size)"
-                )
+        refuse_oversized(messages, self.options.max_message_size)
         app_id, now = self.options.name, self.options.clock.time()
-        items = [(*self._route(m), m.body, to_amqp(m, app_id, now)) for m in messages]
+        items = [(*route(self.names, m), m.body, to_amqp(m, app_id, now)) for m in messages]
         try:
             if self._replies is not None and messages and messages[0].reply_to is not None:
                 return await self._replies.send(items)  # a request: on the reply channel
-            return await self._send_all(items)
+            routed = await self._send_all(items)
         except Refused as refused:
             try:
                 full = await self._full.refusal([messages[i] for i in refused.indices])
             except Exception as exc:
                 raise refused from exc
             raise (full or refused) from None
+        if self._log is not None:  # after the confirm (see `_stream`)
+            await self._log.record(messages, routed, app_id, now)
+        return routed
 
     async def open_replies(self, on_reply: OnReply) -> Replies:
         self._replies = await RabbitReplies.open(
@@ -299,6 +306,12 @@ class RabbitMQTransport(Transport):
     async def send_reply(self, address: str, message: OutgoingMessage) -> None:
         # Not routed: the requester's channel is gone, and nobody waits for the reply.
         await self._send_all([reply_outbound(address, message, self.options.name)])
+
+    async def replay(self, group: str, since: float) -> int:
+        if self._log is None:
+            return await super().replay(group, since)
+        spec, now = self._groups.get(group), self.options.clock.time()
+        return await self._log.replay(group, since, spec=spec, now=now)
 
     # -- consuming and settling --------------------------------------------------------------
 
@@ -366,14 +379,7 @@ class RabbitMQTransport(Transport):
     # -- stats -------------------------------------------------------------------------------
 
     async def _depth(self, name: str) -> tuple[int, int] | None:
-        """(messages ready, consumers) of a queue, or None when it does not exist."""
-        channel = await self._channel()
-        try:
-            ok = await (await channel.get_underlay_channel()).queue_declare(name, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            self._ops = None
-            return None
-        return int(ok.message_count or 0), int(ok.consumer_count or 0)
+        return await queue_depth(self._channel, name)
 
     async def stats(self) -> list[GroupStats]:
         try:
