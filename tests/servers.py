@@ -142,6 +142,7 @@ class RabbitNode:
         log = open(self.base / "server.out", "ab")  # noqa: SIM115 - kept for the node's life
         self.process = subprocess.Popen(
             [binary],
+            cwd=self.base,  # crash dumps (erl_crash.dump, MnesiaCore.*) land in its own dir
             env=self._environment(),
             stdout=log,
             stderr=subprocess.STDOUT,
