@@ -50,6 +50,9 @@ class Handle:
     record: Raw
     retry_topic: bool
     settled: bool = False
+    retried: bool = False
+    """An ordered group's record handed out again after waiting in place (its written-down
+    attempt count is removed once it settles for good)."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -106,7 +109,7 @@ class GroupConsumer(Consumer):
         self._lanes = Lanes(spec.ordered)
         self._tasks: dict[asyncio.Task[None], Handle] = {}
         self._timers: dict[TopicPartition, asyncio.TimerHandle] = {}
-        self._restored: dict[TopicPartition, tuple[int, int, float | None, float]] = {}
+        self._restored: dict[TopicPartition, dict[int, tuple[int, float | None, float]]] = {}
         self._revoking: set[TopicPartition] = set()
         self._room = asyncio.Event()
         self._assigned = asyncio.Event()
@@ -178,12 +181,12 @@ class GroupConsumer(Consumer):
                     return
             ledger = self._ledgers.setdefault(tp, Ledger(record.offset))
             ledger.fetched(record.offset)
-            restored = self._restored.pop(tp, None)
-            if restored is not None and restored[0] == record.offset:
-                _, attempt, first, due = restored
+            restored = self._restored.get(tp, {}).pop(record.offset, None)
+            if restored is not None:
+                attempt, first, due = restored
                 self._lanes.started(record)
                 self._lanes.hold(tp, Waiting(record, attempt + 1, first, due))
-                self._wake_at(tp, due - now)
+                self._wake_next(tp)
                 continue
             self._lanes.add(tp, record)
 
@@ -200,10 +203,13 @@ class GroupConsumer(Consumer):
         self._cancel_timer(tp)
         self._timers[tp] = asyncio.get_running_loop().call_later(delay, resume)
 
-    def _wake_at(self, tp: TopicPartition, delay: float) -> None:
+    def _wake_next(self, tp: TopicPartition) -> None:
+        """Set the partition's timer for the first retry waiting in it."""
         self._cancel_timer(tp)
-        loop = asyncio.get_running_loop()
-        self._timers[tp] = loop.call_later(max(0.0, delay), self._release, tp)
+        due = self._lanes.next_due(tp)
+        if due is not None:
+            delay = max(0.0, due - self._clock.time())
+            self._timers[tp] = asyncio.get_running_loop().call_later(delay, self._release, tp)
 
     def _cancel_timer(self, tp: TopicPartition) -> None:
         timer = self._timers.pop(tp, None)
@@ -223,6 +229,7 @@ class GroupConsumer(Consumer):
         first: float | None = None,
     ) -> None:
         handle = Handle(self, tp, record, self._names.is_retry(tp.topic, self.spec.name))
+        handle.retried = attempt is not None
         delivery = to_delivery(
             self.spec.name, self._names, tp.topic, record.key, record.value, record.headers, handle
         )
@@ -263,6 +270,11 @@ class GroupConsumer(Consumer):
             ledger.settle(handle.record.offset)
         self._room.set()
         self._pump()
+        if handle.retried and self._attempts is not None:
+            try:
+                await self._attempts.forget(handle.tp, handle.record.offset)
+            except Exception as exc:  # a stale count is ignored once the offset moved on
+                logger.debug("group %s: attempt count not removed: %s", self.spec.name, exc)
         await self._committer.flush()
 
     async def wait_in_place(self, handle: Handle, delivery: Delivery, delay: float) -> None:
@@ -278,16 +290,22 @@ class GroupConsumer(Consumer):
                 handle.tp, handle.record.offset, delivery.attempt, first, now + delay
             )
         handle.settled = True
+        self._room.set()
+        if self._stopped or handle.tp in self._revoking or handle.tp not in self._ledgers:
+            # Given up meanwhile: the record comes again, with the count written down.
+            self._lanes.finished(handle.record)
+            return
         waiting = Waiting(handle.record, delivery.attempt + 1, first, now + delay)
         self._lanes.hold(handle.tp, waiting)
-        self._wake_at(handle.tp, delay)
-        self._room.set()
+        self._wake_next(handle.tp)
 
     def _release(self, tp: TopicPartition) -> None:
         self._timers.pop(tp, None)
-        waiting = self._lanes.release(tp)
-        if waiting is not None and not self._stopped:
+        if self._stopped or tp in self._revoking:
+            return
+        for waiting in self._lanes.release(tp, self._clock.time() + 0.001):
             self._launch(tp, waiting.record, waiting.attempt, waiting.first_failed_at)
+        self._wake_next(tp)
 
     async def give_back(self, handle: Handle, delivery: Delivery) -> None:
         """A delivery that was not settled (its worker stopped): it comes again with this

@@ -30,7 +30,7 @@ class Waiting:
 @dataclass(slots=True)
 class _Lane:
     queue: deque[Raw] = field(default_factory=deque)
-    waiting: Waiting | None = None
+    waiting: list[Waiting] = field(default_factory=list)
 
 
 class Lanes:
@@ -50,7 +50,7 @@ class Lanes:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for lane in self._lanes.values() if lane.waiting is not None)
+        return sum(len(lane.waiting) for lane in self._lanes.values())
 
     def take(self, room: int) -> list[tuple[TopicPartition, Raw]]:
         """Records to hand out now, at most `room`, in each partition's order."""
@@ -58,7 +58,7 @@ class Lanes:
         for tp, lane in self._lanes.items():
             if len(out) >= room:
                 break
-            if lane.waiting is not None:
+            if lane.waiting:
                 continue
             if not self.ordered:
                 while lane.queue and len(out) < room:
@@ -92,21 +92,29 @@ class Lanes:
                 self._busy.pop(record.key, None)
 
     def hold(self, tp: TopicPartition, waiting: Waiting) -> None:
-        """The partition holds `waiting` at its head until its retry is due (its key stays
-        busy from when it started until it is settled for good)."""
-        self._lanes.setdefault(tp, _Lane()).waiting = waiting
+        """The partition holds `waiting` until its retry is due (its key stays busy from when
+        it started until it is settled for good). Several records of one partition may
+        wait at once: those of other keys that were in flight when the first one failed."""
+        self._lanes.setdefault(tp, _Lane()).waiting.append(waiting)
 
-    def release(self, tp: TopicPartition) -> Waiting | None:
-        """The retry waiting in `tp` is due: it leaves the lane (and is handed out)."""
+    def next_due(self, tp: TopicPartition) -> float | None:
+        """When the first retry waiting in `tp` is due (None: none waits)."""
         lane = self._lanes.get(tp)
-        if lane is None or lane.waiting is None:
-            return None
-        waiting, lane.waiting = lane.waiting, None
-        return waiting
+        return min(w.due for w in lane.waiting) if lane is not None and lane.waiting else None
+
+    def release(self, tp: TopicPartition, now: float) -> list[Waiting]:
+        """The retries waiting in `tp` that are due at `now`: they leave the lane (and are
+        handed out again), in offset order."""
+        lane = self._lanes.get(tp)
+        if lane is None:
+            return []
+        due = sorted((w for w in lane.waiting if w.due <= now), key=lambda w: w.record.offset)
+        lane.waiting = [w for w in lane.waiting if w.due > now]
+        return due
 
     def drop(self, partitions: set[TopicPartition]) -> None:
         """Forget revoked partitions (their records come again to their next owner)."""
         for tp in partitions:
             lane = self._lanes.pop(tp, None)
-            if lane is not None and lane.waiting is not None:
-                self.finished(lane.waiting.record)
+            for waiting in lane.waiting if lane is not None else ():
+                self.finished(waiting.record)
