@@ -32,10 +32,8 @@ async def test_demo_shop_on_kafka(
     url = f"{kafka_broker.url}?{FAST}"
     args = ["demo", "shop", "--url", url, "--name", name, "--orders", "30"]
     try:
-        # When the shop demo runs on it, in worker processes (at half time: checkout gives
-        # payment 10 s to answer, which outlasts the rebalances while three processes join
-        # the seven groups; 5 s, the shortest, does not always, and refunds paid orders)
-        demo = children.tidings(*args, "--time-scale", "0.5", "--json", cwd=work)
+        # When the shop demo runs on it, in worker processes
+        demo = children.tidings(*args, "--time-scale", "0.05", "--json", cwd=work)
         assert await asyncio.to_thread(demo.wait, 120) == 0, demo.log
     finally:
         await delete_topics(kafka_broker, name)

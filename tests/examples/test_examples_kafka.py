@@ -1,6 +1,6 @@
 """The scenarios on Kafka (the tansu broker): the same tests as on the other transports, on
 a bus name of their own per test (its topics deleted afterwards), with the private Redis as
-the dedupe store of the idempotent groups. The shop runs in worker processes through
+the dedupe store of the idempotent groups. The shop also runs in worker processes through
 ``tidings demo shop --url kafka://...`` (``tests/cli/test_demo_kafka.py``)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from tests.kafka_server import FAST_OPTIONS, TansuBroker, delete_topics, kafka_b
 from tests.servers import redis_server  # noqa: F401
 
 from .conftest import Broker
+from .test_shop import test_every_order_is_completed_or_compensated  # noqa: F401
 from .test_signup import test_signups_succeed_while_email_is_down  # noqa: F401
 from .test_streaming import test_flaky_analytics_does_not_disturb_the_others  # noqa: F401
 
