@@ -151,3 +151,16 @@ async def test_offsets_and_end_offsets(kafka_broker: TansuBroker) -> None:  # no
         await consumer.stop()
         await single.stop()
         await batched.stop()
+
+
+async def test_a_metadata_request_for_a_missing_topic_creates_it(
+    kafka_broker: TansuBroker,  # noqa: F811
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    await admin.start()
+    try:
+        assert "probe.missing" not in await admin.list_topics()
+        await admin.describe_topics(["probe.missing"])
+        assert "probe.missing" in await admin.list_topics()
+    finally:
+        await admin.close()
