@@ -43,7 +43,7 @@ ELSEWHERE = {
 }
 """Command lines run by another test, and the test."""
 
-_SERVER_URL = re.compile(r"\b(?:amqps?|redis|rediss)://")
+_SERVER_URL = re.compile(r"\b(?:amqps?|redis|rediss|kafka)://")
 
 
 @dataclass(frozen=True)

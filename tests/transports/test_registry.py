@@ -87,7 +87,7 @@ def test_a_factory_must_be_callable() -> None:
         ("not a url", "malformed bus URL 'not a url': expected scheme://"),
         ("admin:secret@host", "malformed bus URL 'admin:\\*\\*\\*@host'"),
         ("redis://u:pw@localhost", "unknown bus URL scheme redis:// in 'redis://u:\\*\\*\\*@"),
-        ("kafka://localhost:9092", "unsupported bus URL scheme kafka://: the Kafka transport"),
+        ("nats://localhost:4222", "unknown bus URL scheme nats://"),
     ],
 )
 def test_urls_no_transport_serves_are_config_errors(url: str, message: str) -> None:

@@ -124,6 +124,18 @@ class BatchContract:
         assert sorted(replayed) == sorted(("order.placed", event_id) for event_id in kept)
 
 
+async def _started_with_bounds(bus: Bus) -> bool:
+    """Start `bus` (whose group has a ``max_ready`` bound): True when the transport takes
+    bounds; False when it refuses them, as a transport without bounds must, with a
+    `NotSupported` naming ``max_ready`` when the group is declared."""
+    try:
+        await bus.start()
+    except NotSupported as exc:
+        assert "max_ready" in str(exc)
+        return False
+    return True
+
+
 class BoundContract:
     """``max_ready``: a publish past the bound raises `QueueFull` at once; retries of
     accepted events are never dropped. The harness's `bounded_bus_options` are given to
@@ -160,7 +172,8 @@ class BoundContract:
     ) -> None:
         # Given a bounded group that nobody consumes yet
         producer = self._bus(harness, None, consume=False)
-        await producer.start()
+        if not await _started_with_bounds(producer):
+            return
         accepted = [await producer.publish(OrderPlaced(order_id=f"o-{n}")) for n in range(3)]
         # When one more event comes
         with pytest.raises(QueueFull) as caught:
@@ -183,7 +196,8 @@ class BoundContract:
     ) -> None:
         # Given three accepted events whose first attempts failed on a worker that stopped
         producer = self._bus(harness, None, consume=False)
-        await producer.start()
+        if not await _started_with_bounds(producer):
+            return
         failed = [await producer.publish(OrderPlaced(order_id=f"o-{n}")) for n in range(3)]
         first_runs: list[tuple[str, int]] = []
         first = self._bus(harness, first_runs, fail_first=True)

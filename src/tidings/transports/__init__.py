@@ -4,8 +4,9 @@ A transport moves opaque messages (bytes plus headers) between a bus and a broke
 `Transport`. Everything a third-party transport needs is exported here, so it never imports a
 private module: the value types it receives and returns, the clock, topic matching, URL
 masking, option splitting, and the registry (`register_transport`, the ``tidings.transports``
-entry-point group). The transports shipped with tidings are sub-packages: `memory`, `sqlite`
-and `rabbitmq`, each exporting its options class and its factory ``create_transport``.
+entry-point group). The transports shipped with tidings are sub-packages: `memory`, `sqlite`,
+`rabbitmq` and `kafka`, each exporting its options class and its factory
+``create_transport``.
 """
 
 from __future__ import annotations
