@@ -10,18 +10,22 @@ now, by a passive declare of each queue.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from ..._exceptions import MessageTooLarge, QueueFull
 from .._group import GroupSpec
 from .._message import OutgoingMessage
 from .._routing import matches
 from ._management import Management
+from ._publisher import Refused
 from ._stats import Depth
 from ._topology import queue_bound
 from ._wire import Names
 
-__all__ = ["FullGroups", "refuse_oversized"]
+__all__ = ["FullGroups", "Resend", "refuse_oversized"]
+
+Resend = Callable[[list[int]], Awaitable[list[bool]]]
+"""Sends the messages at these positions of a publish again; per message True when routed."""
 
 
 def refuse_oversized(messages: Sequence[OutgoingMessage], limit: int) -> None:
@@ -85,6 +89,31 @@ class FullGroups:
                 queues = [names.partition(row.group, n) for n in range(self._partitions)]
                 found[row.group] = (queues, bound, None)
         return found
+
+    async def after_refusal(
+        self, refused: Refused, messages: Sequence[OutgoingMessage], resend: Resend
+    ) -> list[bool]:
+        """What a publish that the broker partly refused returns: `QueueFull` raised when a
+        bounded group it reaches is full; otherwise the refused messages are sent once
+        more (the confirm channel was renewed: a stale channel's nacks, see `_publisher`;
+        a message that reached other groups may reach them twice, at least once) and the
+        routed flags of the whole publish returned.
+
+        Raises:
+            QueueFull: a bounded group is full.
+            Refused: refused again.
+        """
+        try:
+            full = await self.refusal([messages[i] for i in refused.indices])
+        except Exception as exc:
+            raise refused from exc
+        if full is not None:
+            raise full from None
+        routed = list(refused.routed)
+        again = await resend(refused.indices)
+        for i, ok in zip(refused.indices, again, strict=True):
+            routed[i] = ok
+        return routed
 
     async def refusal(self, messages: Sequence[OutgoingMessage]) -> QueueFull | None:
         """The `QueueFull` for refused `messages`, or None when no bounded group could

@@ -193,7 +193,6 @@ class ConfirmedPublisher:
         self._timeout = timeout
         self._reconnect = reconnect
         self._closed = False
-        self._generation = 0
         self._renewed_at = float("-inf")
 
     async def close(self) -> None:
@@ -212,10 +211,8 @@ class ConfirmedPublisher:
         results: list[bool | None] = [None] * len(items)
         refused: list[int] = []
         deadline = time.monotonic() + self._timeout
-        renewed = False
         while True:
             pending = [i for i, r in enumerate(results) if r is None]
-            generation = self._generation
             outcomes = await self._send_pending(items, pending, deadline)
             failure: BaseException | None = None
             for i, outcome in zip(pending, outcomes, strict=True):
@@ -230,15 +227,8 @@ class ConfirmedPublisher:
                     if not isinstance(outcome, _CONNECTION_ERRORS):
                         raise translate(outcome, self._url, "publishing") from outcome
                     failure = outcome
-            if failure is None and refused and not renewed and await self._renew(generation):
-                # Once per send, the refused ones again on a fresh channel (see `_renew`).
-                renewed = True
-                for i in refused:
-                    results[i] = None
-                refused = []
-                await self._reconnect(deadline)
-                continue
             if failure is None and refused:
+                await self._renew()
                 raise Refused(
                     f"RabbitMQ at {mask_url(self._url)} did not accept {len(refused)} of "
                     f"{len(items)} message(s) (negative confirm)",
@@ -254,26 +244,21 @@ class ConfirmedPublisher:
                 ) from failure
             await self._reconnect(deadline)
 
-    async def _renew(self, used: int) -> bool:
-        """Whether refused messages sent on channel generation `used` may be sent again: a
-        fresh channel exists since, or one is made now (at most every `RENEW_EVERY` seconds).
+    async def _renew(self) -> None:
+        """After a nack: a fresh confirm channel for what follows (at most every
+        `RENEW_EVERY` seconds); the caller decides whether to send the refused ones again.
 
         A quorum queue whose leader changed can nack every publish of a channel that first
         published to it while its old leader was gone (RabbitMQ 3.10: the channel's queue
         client stays in ``reject_publish``), so after a node of a cluster fails the channel
-        would refuse for ever. A nack by a full bounded group is refused again on the fresh
-        channel, so `QueueFull` still comes within a round trip or two.
+        would refuse for ever.
         """
-        if self._generation != used:
-            return True
         if time.monotonic() - self._renewed_at < RENEW_EVERY:
-            return False
+            return
         self._renewed_at = time.monotonic()
-        self._generation += 1
         with contextlib.suppress(Exception):
             # Closing the driver's channel: the reconnect step reopens the confirm channel.
             await (await self._batcher.underlay()).close()
-        return True
 
     async def _send_pending(
         self, items: Sequence[Outbound], pending: list[int], deadline: float

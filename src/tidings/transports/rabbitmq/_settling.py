@@ -6,10 +6,11 @@ once the broker confirmed the copy; an ordered group's waits in its worker, in i
 (`RabbitConsumer.retry_in_place`, `RabbitConsumer.hold`). A dead letter is a copy in
 ``<bus>.<group>.dlq`` with the failure in headers.
 
-The original is acknowledged only once its copy was *routed*, not merely confirmed: a copy
-the broker returns (a quorum queue of a cluster between two leaders can be unroutable for a
-moment) is sent again for up to `UNROUTED_FOR` seconds, then the settle fails and the
-original stays unacknowledged (it comes back when the worker's channel closes).
+The original is acknowledged only once its copy was *routed* and confirmed: a copy the broker
+returns or nacks (a quorum queue of a cluster between two leaders, or a channel with a stale
+view of it, see `_publisher`) is sent again for up to `UNROUTED_FOR` seconds, then the
+settle fails and the original stays unacknowledged (it comes back when the worker's channel
+closes). Delay tiers and DLQs have no length bound, so a nack there is never final.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .._failure import Failure
 from .._message import Delivery
 from ._consumer import Handle, RabbitConsumer
 from ._dlq import dead_letter_headers
-from ._publisher import Outbound
+from ._publisher import Outbound, Refused
 from ._wire import (
     H_ATTEMPT,
     H_DUE_AT,
@@ -91,13 +92,19 @@ class Settlement:
             BrokerUnavailable: still returned after `UNROUTED_FOR` seconds.
         """
         deadline = time.monotonic() + UNROUTED_FOR
-        while not (await self._send([item]))[0]:
+        while True:
+            try:
+                if (await self._send([item]))[0]:
+                    return
+                why = "returned unroutable"
+            except Refused:
+                why = "refused"
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(
                     f"queue {queue!r} did not take a message for {UNROUTED_FOR:g}s "
-                    "(returned unroutable); the delivery stays unsettled"
+                    f"({why}); the delivery stays unsettled"
                 )
-            logger.warning("queue %s returned a message; sending it again", queue)
+            logger.debug("queue %s did not take a message (%s); sending it again", queue, why)
             await asyncio.sleep(UNROUTED_PAUSE)
 
     async def delay_again(

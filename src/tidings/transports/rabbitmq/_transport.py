@@ -40,7 +40,7 @@ from .._stats import GroupStats
 from .._transport import CAP_REPLAY_LOG, Consumer, Deliver, OnReply, Replies, Transport
 from .._urls import mask_url
 from ._address import AmqpAddress
-from ._bounds import FullGroups, refuse_oversized
+from ._bounds import FullGroups, Resend, refuse_oversized
 from ._connection import WatchedConnection
 from ._consumer import RabbitConsumer
 from ._dlq import DeadLetterQueues
@@ -284,11 +284,8 @@ class RabbitMQTransport(Transport):
                 return await self._replies.send(items)  # a request: on the reply channel
             routed = await self._send_all(items)
         except Refused as refused:
-            try:
-                full = await self._full.refusal([messages[i] for i in refused.indices])
-            except Exception as exc:
-                raise refused from exc
-            raise (full or refused) from None
+            resend: Resend = lambda indices: self._send_all([items[i] for i in indices])  # noqa: E731
+            routed = await self._full.after_refusal(refused, messages, resend)
         if self._log is not None:  # after the confirm (see `_stream`)
             await self._log.record(messages, routed, app_id, now)
         return routed
