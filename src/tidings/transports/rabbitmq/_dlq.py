@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -152,11 +153,26 @@ class Browse:
                 self.entries.append((raw, message))
 
     async def close(self) -> None:
-        """Put back every message not acknowledged, at its position."""
-        if self._channel is not None:
-            with contextlib.suppress(Exception):
-                await self._channel.close()
-            self._channel = None
+        """Put back every message not acknowledged, at its position, and wait (briefly)
+        until the queue has them back: a quorum queue whose leader is on another node of
+        a cluster takes them back after the channel's close returns, and a browse right
+        after would count too few."""
+        if self._channel is None:
+            return
+        with contextlib.suppress(Exception):
+            await self._channel.close()
+        self._channel = None
+        with contextlib.suppress(Exception):
+            channel = await self._connection.channel()
+            try:
+                deadline = time.monotonic() + BROWSE_WAIT
+                while time.monotonic() < deadline:
+                    queue = await channel.declare_queue(self._queue_name, passive=True)
+                    if not queue.declaration_result.consumer_count:
+                        return
+                    await asyncio.sleep(0.02)  # polling the condition above
+            finally:
+                await channel.close()
 
 
 class DeadLetterQueues:
