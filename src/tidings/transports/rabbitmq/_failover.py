@@ -11,8 +11,8 @@ used last, and the first that answers wins, so a lost node costs one attempt, no
 `supported` checks that `RobustConnection` still has that method (tested with aio-pika
 10.2.1, the version the ``rabbitmq`` extra pins). Where it does not, the fallback keeps only
 public means: a close callback moves ``url`` on to the next node when the connection is lost,
-and on again every ``reconnect_interval`` until a reconnect succeeds, so the attempts go
-round the nodes (one node per attempt); `open_connection` tries each node in turn for the
+and on again every 1.5 ``reconnect_interval`` until a reconnect succeeds, so the attempts
+go round the nodes (one node per attempt); `open_connection` tries each node in turn for the
 first connection.
 """
 
@@ -87,7 +87,9 @@ class FailoverConnection(RobustConnection):
     async def _round_the_nodes(self) -> None:
         """The fallback: the next node every ``reconnect_interval`` until reconnected."""
         while not self.close_called and not self.is_closed:
-            await asyncio.sleep(float(self.reconnect_interval))
+            # One and a half intervals: not in step with the attempts, so they land on
+            # every node in turn rather than always on the same one.
+            await asyncio.sleep(1.5 * float(self.reconnect_interval))
             if self.connected.is_set():
                 return
             self._current = (self._current + 1) % len(self._nodes)
