@@ -170,13 +170,21 @@ class RabbitCluster:
             assert node.nodename in status, f"{node.nodename} did not join: {status}"
 
     def heal(self) -> None:
-        """Bring every node back: thaw the frozen, start the stopped (at the same time, so
-        nodes that went down together find each other), wait until each runs."""
+        """Bring every node back: thaw the frozen, start the stopped one after the other
+        (two starting at once can trip RabbitMQ 3.10's management agent over their two
+        distribution connections; a start that fails so is tried once more), wait until
+        each runs."""
         for node in self.nodes:
             if node.running:
                 with contextlib.suppress(ProcessLookupError):
                     node.thaw()
-        _start_together([n for n in self.nodes if not n.running])
+        for node in self.nodes:
+            if not node.running:
+                try:
+                    node.start()
+                except RuntimeError:
+                    node.stop()
+                    node.start()
         for node in self.nodes:
             node.ctl("await_startup", timeout=120.0)
 
