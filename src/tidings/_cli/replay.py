@@ -41,7 +41,8 @@ def replay(
     """Re-deliver to GROUP the retained events published since a point in time.
 
     Replayed deliveries bypass dedupe (ctx.replayed is True). Needs a transport that keeps
-    a log (the embedded sqlite broker).
+    a log: the embedded broker, Kafka, and RabbitMQ (in a stream, unless the bus has
+    replay_stream=False).
     """
     moment = _since(since)
     broker = inspected_broker(app, url, name, management_url)
