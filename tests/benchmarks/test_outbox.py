@@ -74,4 +74,9 @@ def test_the_docs_page_keeps_the_outbox_and_observability_sections() -> None:
     markdown = (ROOT / "docs" / "benchmarks.md").read_text()
     sections = markdown.split(KEPT_START)[1:]
     titles = [s.split("\n## ", 1)[1].split("\n", 1)[0] for s in sections if KEPT_END in s]
-    assert titles == ["Observability middleware", "Outbox and inbox", "Request/reply round trip"]
+    assert titles == [
+        "Observability middleware",
+        "Outbox and inbox",
+        "Request/reply round trip",
+        "Kafka (tansu): tidings, aiokafka and FastStream",
+    ]
