@@ -82,6 +82,7 @@ async def test_three_relays_keep_per_key_order(postgres: str) -> None:
                 timeout=30,
                 what="every row delivered",
             )
+
             # A row is marked sent after its confirm: the consumer may have it a moment
             # before the relay has marked it.
             async def idle() -> bool:
