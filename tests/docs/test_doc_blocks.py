@@ -48,7 +48,8 @@ def test_python_block(block: Block, tmp_path: Path) -> None:
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"{block.id}\n{result.stdout}\n{result.stderr}"
     if block.mark == "pytest":
-        assert " passed" in result.stdout and "failed" not in result.stdout
+        summary = result.stdout.strip().splitlines()[-1]  # "69 passed in 12.87s"
+        assert " passed" in summary and "failed" not in summary and "error" not in summary
 
 
 def test_every_command_in_bash_blocks_exists() -> None:
