@@ -18,15 +18,12 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
 
-from ._rabbitmq_clients import Contender, Drive, Handle
+from ._rabbitmq_clients import Contender
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 SCRIPT = NODE_DIR / "amqp.js"
-T = TypeVar("T")
 
 
 def install() -> None:
@@ -76,9 +73,3 @@ class Amqplib(Contender):
 
     async def consume(self, count: int, timeout: float) -> float:
         return await self._node("consume", count, timeout)
-
-    async def _publishing(self, drive: Drive[T]) -> NoReturn:
-        raise NotImplementedError("amqplib runs throughput only, in Node.js")
-
-    async def _consuming(self, handle: Handle, until: Callable[[], Awaitable[T]]) -> NoReturn:
-        raise NotImplementedError("amqplib runs throughput only, in Node.js")

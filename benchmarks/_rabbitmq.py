@@ -14,7 +14,7 @@ from ._amqplib import Amqplib, install
 from ._charts import Line, bars, ratio
 from ._lab import Lab
 from ._measure import PERCENTILES, Spread, latency_ms, rotation
-from ._rabbitmq_clients import CONTENDERS, KINDS, PREFETCH, Contender
+from ._rabbitmq_clients import CONTENDERS, KINDS, PREFETCH, Contender, PythonContender
 from ._report import Chart, Results, Scenario, Target, number, table
 from ._workers import Workers
 
@@ -62,7 +62,9 @@ async def throughput(contender: Contender, count: int) -> tuple[float, float]:
     return published, consumed
 
 
-def fixed_rate_latency(kind: str, contender: Contender, rate: float, count: int) -> dict[str, Any]:
+def fixed_rate_latency(
+    kind: str, contender: PythonContender, rate: float, count: int
+) -> dict[str, Any]:
     """p50/p95/p99/max in ms of publish-to-handler (`end_to_end`) and publish-to-confirm
     (`confirm`) at a fixed rate, the consumer in its own process; deletes the topology."""
     argv = [sys.executable, "-m", "benchmarks.consumer", kind, contender.url, contender.name]

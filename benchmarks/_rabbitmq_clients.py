@@ -135,12 +135,8 @@ Handle = Callable[[float], None]  # called with each message's sent_at, in its h
 
 
 class Contender(abc.ABC):
-    """One library under test, on its own exchange and queue (`name`).
-
-    A contender says how it publishes (`_publishing`: connect, declare, hand a one-message
-    publish to a driver) and how it consumes (`_consuming`: connect, consume calling a
-    handler per message until a condition); the measures are built from those two.
-    """
+    """One client under test, on its own exchange and queue (`name`): its publish and
+    consume throughput, and the clean-up of its topology."""
 
     label = ""
 
@@ -152,6 +148,39 @@ class Contender(abc.ABC):
     @property
     def queue(self) -> str:
         return f"{self.name}.sink"
+
+    @abc.abstractmethod
+    async def publish(self, count: int) -> float:
+        """Messages/s publishing `count` messages, `WINDOW` in flight."""
+
+    @abc.abstractmethod
+    async def consume(self, count: int, timeout: float) -> float:
+        """Messages/s consuming `count` messages from the queue."""
+
+    async def cleanup(self) -> None:
+        """Delete this contender's exchanges and queues."""
+        connection = await aio_pika.connect(self.url)
+        try:
+            channel = await connection.channel()
+            for queue in self._queues():
+                await channel.queue_delete(queue)
+            for exchange in self._exchanges():
+                await channel.exchange_delete(exchange)
+        finally:
+            await connection.close()
+
+    def _queues(self) -> list[str]:
+        return [self.queue]
+
+    def _exchanges(self) -> list[str]:
+        return [self.name]
+
+
+class PythonContender(Contender):
+    """A Python library: it says how it publishes (`_publishing`: connect, declare, hand a
+    one-message publish to a driver) and how it consumes (`_consuming`: connect, consume
+    calling a handler per message until a condition); the measures, latency at a fixed rate
+    included, are built from those two."""
 
     @abc.abstractmethod
     async def _publishing(self, drive: Drive[T]) -> T:
@@ -183,26 +212,8 @@ class Contender(abc.ABC):
 
         await self._consuming(handle, forever)
 
-    async def cleanup(self) -> None:
-        """Delete this contender's exchanges and queues."""
-        connection = await aio_pika.connect(self.url)
-        try:
-            channel = await connection.channel()
-            for queue in self._queues():
-                await channel.queue_delete(queue)
-            for exchange in self._exchanges():
-                await channel.exchange_delete(exchange)
-        finally:
-            await connection.close()
 
-    def _queues(self) -> list[str]:
-        return [self.queue]
-
-    def _exchanges(self) -> list[str]:
-        return [self.name]
-
-
-class Tidings(Contender):
+class Tidings(PythonContender):
     label = "tidings"
 
     def _bus(self, *, consume: bool) -> Bus:
@@ -245,7 +256,7 @@ class Tidings(Contender):
         return [names.exchange, names.direct, names.delay_exchange]
 
 
-class AioPika(Contender):
+class AioPika(PythonContender):
     label = "aio-pika"
 
     async def _declare(self, channel: aio_pika.abc.AbstractChannel) -> Any:
@@ -294,7 +305,7 @@ class AioPika(Contender):
             await connection.close()
 
 
-class FastStream(Contender):
+class FastStream(PythonContender):
     label = "FastStream"
 
     def _topology(self) -> tuple[Any, Any]:
@@ -346,7 +357,7 @@ class FastStream(Contender):
             await broker.stop()
 
 
-KINDS: dict[str, type[Contender]] = {
+KINDS: dict[str, type[PythonContender]] = {
     "tidings": Tidings,
     "aio-pika": AioPika,
     "faststream": FastStream,
