@@ -103,11 +103,8 @@ async def eventually_entries(dead: Any, count: int) -> list[Any]:
         found[:] = await dead.list()
         return len(found) == count
 
-    for _ in range(1000):
-        if await enough():
-            return found
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"expected {count} dead letters, got {found}")
+    await eventually(enough, timeout=20, what=f"{count} dead letters")
+    return found
 
 
 class V3(Event, type="order.placed", version=3):
