@@ -26,6 +26,8 @@ from typing import Any, cast
 from aio_pika import RobustConnection
 from yarl import URL
 
+from ._reader import bulk_reading
+
 __all__ = ["FailoverConnection", "supported"]
 
 logger = logging.getLogger(__name__)
@@ -116,7 +118,8 @@ class FailoverConnection(RobustConnection):
         raise failure
 
     async def _RobustConnection__connect_transport(self) -> None:  # noqa: N802 - aio-pika's name
-        if self.wrapped and len(self._nodes) > 1:
-            await self._attempt_every_node()
-            return
-        await getattr(RobustConnection, _ATTEMPT)(self)
+        with bulk_reading():  # this connection reads its frames in bulk (see `_reader`)
+            if self.wrapped and len(self._nodes) > 1:
+                await self._attempt_every_node()
+                return
+            await getattr(RobustConnection, _ATTEMPT)(self)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -284,20 +284,26 @@ def incoming_to_delivery(
     attempt = _attempt(headers)
     for name in (H_DUE_AT, H_LAST_FAILED):
         _header_number(headers, name)
-    delivery = safe_delivery(group, message, handle)
     if counted:
         attempt += _returns(headers)
     elif getattr(message.delivery, "redelivered", False):
         attempt += 1
-    return replace(
-        delivery,
-        attempt=min(attempt, _MAX_ATTEMPT),
-        first_failed_at=_header_number(headers, H_FIRST_FAILED),
+    first_failed_at = _header_number(headers, H_FIRST_FAILED)
+    return safe_delivery(
+        group, message, handle, attempt=min(attempt, _MAX_ATTEMPT), first_failed_at=first_failed_at
     )
 
 
-def safe_delivery(group: str, message: DeliveredMessage, handle: object) -> Delivery:
-    """A `Delivery` for an AMQP message that reads none of our numeric bookkeeping (first
+def safe_delivery(
+    group: str,
+    message: DeliveredMessage,
+    handle: object,
+    *,
+    attempt: int = 1,
+    first_failed_at: float | None = None,
+) -> Delivery:
+    """A `Delivery` for an AMQP message. Without `attempt` and `first_failed_at` (as
+    `incoming_to_delivery` reads them) it reads none of our numeric bookkeeping (first
     attempt, never failed): what a message with `BadBookkeeping` is dead-lettered as."""
     properties = message.header.properties
     headers = properties.headers or {}
@@ -316,6 +322,8 @@ def safe_delivery(group: str, message: DeliveredMessage, handle: object) -> Deli
         replayed=_text(headers.get(H_REPLAYED, "")) == "1",
         handle=handle,
         reply_to=properties.reply_to or None,
+        attempt=attempt,
+        first_failed_at=first_failed_at,
     )
 
 
