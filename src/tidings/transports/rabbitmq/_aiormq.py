@@ -36,6 +36,7 @@ from aiormq.abc import ChannelFrame, DeliveredMessage
 from pamqp import commands as spec
 
 from ._frames import publish_frames
+from ._reader import socket_of
 
 __all__ = [
     "ChannelAcks",
@@ -45,6 +46,7 @@ __all__ = [
     "send_acks",
     "send_publishes",
     "supported",
+    "write_now",
 ]
 
 _STATE = (
@@ -156,41 +158,93 @@ def _unregister(channel: Any, registered: list[tuple[int, str]]) -> None:
     channel.delivery_tag -= len(registered)
 
 
+def _encode(channel: Any, batch: list[PendingPublish]) -> tuple[bytes, list[tuple[int, str]]]:
+    """The frames of `batch` in one byte string, each publish numbered and registered (one
+    AMQP cannot carry fails alone, with no tag taken); publishes already settled (their
+    publisher gave up) are left out."""
+    parts: list[bytes] = []
+    registered: list[tuple[int, str]] = []
+    number, limit = channel.number, channel.max_content_size
+    for item in batch:
+        if item.outcome.done():
+            continue  # its publisher was cancelled before it was sent
+        properties = item.properties
+        if not properties.message_id:
+            # aiormq matches a returned message to its publish by message id.
+            properties.message_id = uuid.uuid4().hex
+        try:
+            frames = publish_frames(
+                number, item.exchange, item.routing_key, item.body, properties, limit
+            )
+        except (TypeError, ValueError, struct.error) as exc:
+            item.outcome.set_exception(exc)
+            continue
+        registered.append(_register(channel, item))
+        parts += frames
+    return b"".join(parts), registered
+
+
 async def _write_publishes(channel: Any, batch: list[PendingPublish]) -> None:
     async with channel.lock:
         if channel.is_closed:
             raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
         _watch(channel)
-        parts: list[bytes] = []
-        registered: list[tuple[int, str]] = []
-        number, limit = channel.number, channel.max_content_size
-        for item in batch:
-            if item.outcome.done():
-                continue  # its publisher was cancelled before it was sent
-            properties = item.properties
-            if not properties.message_id:
-                # aiormq matches a returned message to its publish by message id.
-                properties.message_id = uuid.uuid4().hex
-            try:
-                frames = publish_frames(
-                    number, item.exchange, item.routing_key, item.body, properties, limit
-                )
-            except (TypeError, ValueError, struct.error) as exc:
-                item.outcome.set_exception(exc)  # nothing of it written, no tag taken
-                continue
-            registered.append(_register(channel, item))
-            parts += frames
-        if not parts:
+        payload, registered = _encode(channel, batch)
+        if not payload:
             return
         drained = channel.create_future()
         try:
-            frame = ChannelFrame(payload=b"".join(parts), should_close=False, drain_future=drained)
+            frame = ChannelFrame(payload=payload, should_close=False, drain_future=drained)
             await channel.write_queue.put(frame)
         except BaseException:
             _unregister(channel, registered)
             drained.cancel()
             raise
         await drained
+
+
+WRITE_NOW_BUFFER = 1 << 20
+"""`write_now` writes only while the socket's send buffer holds less than this."""
+
+
+def write_now(channel: Any, batch: list[PendingPublish]) -> bool:
+    """Write `batch` to the connection's socket now, from the publishing task, so the broker
+    works on it while later publishes are still being made (the writer task would send it
+    only after every task ready in this event-loop turn has run). Returns False, writing
+    nothing, unless it can keep aiormq's order and flow control: a socket known
+    (`_reader.socket_of`) with room in its buffer, nothing queued for aiormq's writer, the
+    channel open and not in a call, and the connection not blocked by the broker."""
+    connection = getattr(channel, "connection", None)
+    transport = socket_of(connection)
+    if (
+        transport is None
+        or not supported(channel)
+        or channel.is_closed
+        or not _lock_free(channel)
+        or not channel.write_queue.empty()
+        or not _unblocked(connection)
+        or transport.get_write_buffer_size() >= WRITE_NOW_BUFFER
+    ):
+        return False
+    _watch(channel)
+    payload, _ = _encode(channel, batch)
+    if payload:
+        transport.write(payload)
+    return True
+
+
+def _lock_free(channel: Any) -> bool:
+    """Whether no call holds the channel's lock (aiormq's ``lock`` is a context manager
+    around this private lock); unknown: False."""
+    lock = getattr(channel, "_Channel__lock", None)
+    return isinstance(lock, asyncio.Lock) and not lock.locked()
+
+
+def _unblocked(connection: Any) -> bool:
+    """Whether the broker lets the connection publish (``connection.blocked`` not in force);
+    unknown: False."""
+    event = getattr(connection, "_Connection__connection_unblocked", None)
+    return isinstance(event, asyncio.Event) and event.is_set()
 
 
 async def publish_one(channel: Any, item: PendingPublish) -> None:

@@ -26,7 +26,7 @@ from typing import Any, cast
 from aio_pika import RobustConnection
 from yarl import URL
 
-from ._reader import bulk_reading
+from ._reader import bulk_reading, remember_socket
 
 __all__ = ["FailoverConnection", "supported"]
 
@@ -118,8 +118,11 @@ class FailoverConnection(RobustConnection):
         raise failure
 
     async def _RobustConnection__connect_transport(self) -> None:  # noqa: N802 - aio-pika's name
-        with bulk_reading():  # this connection reads its frames in bulk (see `_reader`)
+        with bulk_reading() as made:  # this connection reads its frames in bulk (`_reader`)
             if self.wrapped and len(self._nodes) > 1:
                 await self._attempt_every_node()
-                return
-            await getattr(RobustConnection, _ATTEMPT)(self)
+            else:
+                await getattr(RobustConnection, _ATTEMPT)(self)
+        underlay = getattr(self.transport, "connection", None)
+        if underlay is not None:
+            remember_socket(underlay, made)

@@ -3,8 +3,10 @@ across a reconnect.
 
 `BatchPublisher` only queues a publish; a flush task, started by the first publish of a
 burst, runs once the tasks ready in the same event-loop turn have queued theirs and hands the
-whole batch to `send_publishes` (one socket write where aiormq allows it: see `_aiormq`).
-Publishes queued while a batch is being written go in the next one, so a busy publisher
+whole batch to `send_publishes` (one socket write where aiormq allows it: see `_aiormq`). A
+long burst does not wait for its end: every `EAGER` publishes are written at once by the
+publishing task when `write_now` can, so the broker works while the burst goes on. Publishes
+queued while a batch is being written go in the next one, so a busy publisher
 batches more, an idle one adds no delay. `ConfirmedPublisher` sends everything, then awaits
 every confirm, and sends again what a lost connection left unconfirmed until its deadline.
 """
@@ -22,13 +24,18 @@ from pamqp import commands as spec
 
 from ..._exceptions import BrokerUnavailable
 from .._urls import mask_url
-from ._aiormq import PendingPublish, send_publishes
+from ._aiormq import PendingPublish, send_publishes, write_now
 from ._errors import translate
 
 __all__ = ["BatchPublisher", "ConfirmedPublisher", "Outbound", "Refused"]
 
 Outbound = tuple[str, str, bytes, spec.Basic.Properties]
 """One message to publish: (exchange, routing key, body, properties)."""
+
+EAGER = 32
+"""Publishes queued in one event-loop turn that are written at once, from the publishing
+task, when they can be (`write_now`): the broker starts on them while the rest of the burst
+is being made, instead of after it."""
 
 MAX_BATCH_BYTES = 1 << 20
 """A flush writes at most about this many body bytes at once (a large batch is cut into
@@ -90,6 +97,7 @@ class BatchPublisher:
         self._underlay = underlay
         self._queue: list[PendingPublish] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._channel: Any = None  # the driver channel written to last
 
     def submit(
         self, exchange: str, routing_key: str, body: bytes, properties: spec.Basic.Properties
@@ -99,8 +107,12 @@ class BatchPublisher:
         (nacked) or the error that closed the channel."""
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[Any] = loop.create_future()
-        self._queue.append(PendingPublish(exchange, routing_key, body, properties, outcome))
-        if self._flusher is None:
+        queue = self._queue
+        queue.append(PendingPublish(exchange, routing_key, body, properties, outcome))
+        channel = self._channel
+        if len(queue) >= EAGER and channel is not None and write_now(channel, queue):
+            self._queue = []
+        elif self._flusher is None:
             self._flusher = loop.create_task(self._flush())
         return outcome
 
@@ -146,7 +158,8 @@ class BatchPublisher:
                 item.outcome.set_exception(exc)
 
     async def _write(self, batch: list[PendingPublish]) -> None:
-        await send_publishes(await self._underlay(), batch)
+        self._channel = channel = await self._underlay()
+        await send_publishes(channel, batch)
 
 
 class ConfirmedPublisher:
@@ -269,6 +282,10 @@ class ConfirmedPublisher:
                         raise  # the caller's cancellation, not the deadline
                 except Exception:  # read below
                     pass
+        except BaseException:
+            for future in futures:
+                future.cancel()  # abandoned: unsent ones are not sent, late confirms dropped
+            raise
         finally:
             timer.cancel()
         return [self._outcome(future, expiry.expired) for future in futures]

@@ -18,8 +18,10 @@ every connection keeps aiormq's receiver).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import struct
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -34,7 +36,14 @@ from pamqp import frame as pamqp_frame
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-__all__ = ["BulkReceiver", "bulk_reading", "decode_frames", "supported"]
+__all__ = [
+    "BulkReceiver",
+    "bulk_reading",
+    "decode_frames",
+    "remember_socket",
+    "socket_of",
+    "supported",
+]
 
 CHUNK = 1 << 18
 """Bytes read from the socket at most at a time."""
@@ -181,7 +190,8 @@ class BulkReceiver(aiormq.connection.FrameReceiver):
 
 
 _ORIGINAL: type[aiormq.connection.FrameReceiver] = aiormq.connection.FrameReceiver
-_BULK: ContextVar[bool] = ContextVar("tidings_rabbitmq_bulk_reading", default=False)
+_MADE: ContextVar[list[BulkReceiver] | None] = ContextVar("tidings_rabbitmq_bulk", default=None)
+_SOCKETS: weakref.WeakKeyDictionary[Any, asyncio.Transport] = weakref.WeakKeyDictionary()
 
 
 class _Chooser(_ORIGINAL):  # type: ignore[misc,valid-type]
@@ -189,7 +199,12 @@ class _Chooser(_ORIGINAL):  # type: ignore[misc,valid-type]
     made inside `bulk_reading` (tidings' own), aiormq's own receiver for any other."""
 
     def __new__(cls, reader: Any) -> Any:  # noqa: D102
-        return BulkReceiver(reader) if _BULK.get() else _ORIGINAL(reader)
+        made = _MADE.get()
+        if made is None:
+            return _ORIGINAL(reader)
+        receiver = BulkReceiver(reader)
+        made.append(receiver)
+        return receiver
 
 
 def supported() -> bool:
@@ -198,13 +213,31 @@ def supported() -> bool:
 
 
 @contextlib.contextmanager
-def bulk_reading() -> Iterator[None]:
+def bulk_reading() -> Iterator[list[BulkReceiver]]:
     """Connections aiormq makes inside the block (in this task) read with `BulkReceiver`;
-    other connections of the process keep aiormq's receiver."""
+    other connections of the process keep aiormq's receiver. Yields the receivers made."""
     if supported() and aiormq.connection.FrameReceiver is _ORIGINAL:
         aiormq.connection.FrameReceiver = _Chooser  # type: ignore[misc]
-    token = _BULK.set(True)
+    made: list[BulkReceiver] = []
+    token = _MADE.set(made)
     try:
-        yield
+        yield made
     finally:
-        _BULK.reset(token)
+        _MADE.reset(token)
+
+
+def remember_socket(connection: Any, made: list[BulkReceiver]) -> None:
+    """Note the socket of `connection` (an aiormq connection made in `bulk_reading`, whose
+    receivers were `made`), for `socket_of`."""
+    transport = getattr(made[-1].reader, "_transport", None) if made else None
+    if isinstance(transport, asyncio.Transport):
+        _SOCKETS[connection] = transport
+
+
+def socket_of(connection: Any) -> asyncio.Transport | None:
+    """The asyncio transport an aiormq connection made by tidings writes to, if known and
+    open (publishing writes batches to it directly: see `_aiormq.write_now`)."""
+    transport = _SOCKETS.get(connection)
+    if transport is None or transport.is_closing():
+        return None
+    return transport
