@@ -17,7 +17,9 @@ from tidings.transports.rabbitmq._frames import publish_frames
 short = st.text(max_size=40)
 text_values = st.text(max_size=60)
 other_values = st.one_of(
-    st.integers(min_value=-(2**40), max_value=2**40), st.booleans(), st.floats(allow_nan=False, width=32)
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.booleans(),
+    st.floats(allow_nan=False, width=32),
 )
 headers = st.one_of(
     st.none(),

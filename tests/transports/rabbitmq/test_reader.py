@@ -112,8 +112,7 @@ async def read_all(chunks: list[bytes]) -> list[object]:
 async def test_frames_cut_across_reads_come_out_whole(cuts):
     props = spec.Basic.Properties(message_id="m", headers={"a": "b"}, delivery_mode=2)
     data = b"".join(
-        delivery_bytes(1, n + 1, False, "x", f"k{n}", b"b" * (n * 37), props, 128)
-        for n in range(6)
+        delivery_bytes(1, n + 1, False, "x", f"k{n}", b"b" * (n * 37), props, 128) for n in range(6)
     )
     bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
     chunks = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]

@@ -1,0 +1,109 @@
+"""Publishes written straight to the socket (`_aiormq.write_now`) are confirmed and arrive in
+order; it writes nothing whenever that could overtake aiormq's own frames or flow control
+(a frame queued for aiormq's writer, a call holding the channel, the broker blocking the
+connection); a bus's bursts take that path."""
+
+import asyncio
+import uuid
+
+import aiormq
+import pytest
+from pamqp import commands as spec
+
+from tests.support import eventually
+from tidings.transports.rabbitmq import _aiormq
+from tidings.transports.rabbitmq._aiormq import PendingPublish, write_now
+from tidings.transports.rabbitmq._reader import bulk_reading, remember_socket
+
+from .conftest import Note, declare_notes
+
+pytestmark = pytest.mark.rabbitmq
+
+
+async def connect(url: str):
+    with bulk_reading() as made:
+        connection = await aiormq.connect(url)
+    remember_socket(connection, made)
+    channel = await connection.channel(publisher_confirms=True)
+    queue = f"write-now-{uuid.uuid4().hex[:8]}"
+    await channel.queue_declare(queue, auto_delete=True)
+    return connection, channel, queue
+
+
+def pending(queue: str, n: int) -> PendingPublish:
+    outcome = asyncio.get_running_loop().create_future()
+    properties = spec.Basic.Properties(message_id=f"m{n}", delivery_mode=2)
+    return PendingPublish("", queue, str(n).encode(), properties, outcome)
+
+
+async def test_written_publishes_are_confirmed_and_arrive_in_order(namespace):
+    connection, channel, queue = await connect(namespace.node.url)
+    try:
+        batch = [pending(queue, n) for n in range(100)]
+        assert write_now(channel, batch)
+        answers = await asyncio.gather(*(item.outcome for item in batch))
+        assert all(isinstance(a, spec.Basic.Ack) for a in answers)
+        bodies = []
+        for _ in range(100):
+            got = await channel.basic_get(queue, no_ack=True)
+            bodies.append(int(got.body))
+        assert bodies == list(range(100))
+    finally:
+        await connection.close()
+
+
+async def test_nothing_is_written_while_aiormq_could_be_overtaken(namespace):
+    connection, channel, queue = await connect(namespace.node.url)
+    try:
+        batch = [pending(queue, n) for n in range(3)]
+        # a call holding the channel
+        lock = channel._Channel__lock
+        await lock.acquire()
+        try:
+            assert not write_now(channel, batch)
+        finally:
+            lock.release()
+        # a frame queued for aiormq's writer (the writer task has not run since)
+        channel.write_queue.put_nowait(
+            aiormq.abc.ChannelFrame.marshall(channel.number, [spec.Basic.Qos(prefetch_count=1)])
+        )
+        assert not write_now(channel, batch)
+        await asyncio.sleep(0.05)
+        # the broker blocking the connection
+        unblocked = connection._Connection__connection_unblocked
+        unblocked.clear()
+        try:
+            assert not write_now(channel, batch)
+        finally:
+            unblocked.set()
+        # nothing of it was numbered or sent meanwhile
+        assert channel.delivery_tag == 0
+        assert not any(item.outcome.done() for item in batch)
+        # and once free, it goes
+        assert write_now(channel, batch)
+        await asyncio.gather(*(item.outcome for item in batch))
+    finally:
+        await connection.close()
+
+
+async def test_a_bus_writes_long_bursts_as_they_are_made(namespace, monkeypatch):
+    written: list[int] = []
+    real = _aiormq.write_now
+
+    def counting(channel, batch):
+        size = len(batch)
+        took = real(channel, batch)
+        if took:
+            written.append(size)
+        return took
+
+    monkeypatch.setattr("tidings.transports.rabbitmq._publisher.write_now", counting)
+    bus = await declare_notes(namespace)
+    for _ in range(3):  # the first burst finds no channel yet; the next ones do
+        await asyncio.gather(*(bus.publish(Note(n=n)) for n in range(200)))
+    assert written, "no burst was written as it was made"
+
+    async def all_there() -> bool:
+        return await namespace.ready("notes") == 600
+
+    await eventually(all_there, 10, "the 600 notes in the group queue")
