@@ -44,9 +44,9 @@ async def test_a_burst_leaves_in_few_writes_and_each_publish_gets_its_own_answer
     assert all(isinstance(o, str) for o in routed), routed[:3]
     assert all(isinstance(o, Unroutable) for o in strays), strays[:3]
     assert len(set(routed)) == 100
-    # And they left in far fewer writes than messages (each routed one followed, once
-    # confirmed, by its copy to the retained log's stream)
-    assert sum(sizes) == 300
+    # And they left in far fewer writes than messages (the routed ones followed, once
+    # confirmed, by their copies to the retained log's stream, packed in a few messages)
+    assert 200 < sum(sizes) <= 220, sizes
     assert len(sizes) <= 20, sizes
     # And exactly the 100 routable messages wait in the queue
     await eventually(

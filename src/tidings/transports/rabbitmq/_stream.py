@@ -5,17 +5,25 @@ RabbitMQ's queues forget a message once it is acked; a stream (``x-queue-type=st
 keeps what it is given for ``x-max-age`` (the bus's ``retention``), whoever reads it. The
 stream is *not* bound to the bus's exchange: a binding would make every publish routable and
 hide `Unroutable`. Instead, after the broker confirmed a publish, the transport writes a copy
-of each message it routed to the stream, as a second publish (`RetainedLog.record`), and
-waits for that confirm too. The window: a publisher that dies between the two confirms has
-published an event the log does not hold (it was delivered; only a later replay misses it).
-A copy the stream does not take (the stream deleted, the broker gone meanwhile) is logged as
-a WARNING and the publish still succeeds: its event was delivered.
+of each message it routed to the stream (`RetainedLog.record`) and waits for that confirm
+too. The window: a publisher that dies between the two confirms has published an event the
+log does not hold (it was delivered; only a later replay misses it). A copy the stream does
+not take (the stream deleted, the broker gone meanwhile) is logged as a WARNING and the
+publish still succeeds: its event was delivered.
+
+The copies are batched: the records of a burst of publishes (those made in one event-loop
+turn, or while the previous batch was being written) go to the stream as one message,
+``tidings-log-batch`` = ``"1"``, whose body packs an entry per event (format: `_log_batch`),
+one confirm for them all. A copy per event doubled the cost of a publish. Versions before
+batching wrote one stream message per event, its bookkeeping in headers (``H_TARGET``,
+``H_PUBLISHED``); a replay reads both kinds, so a stream written by either replays whole.
 
 `RetainedLog.replay` first writes a marker to the stream, then reads from a little before
 ``since`` (a stream offset by timestamp starts at a whole chunk) up to that marker, and
 sends each entry published at or after ``since`` that the group takes (sent to it, or of a
-type its patterns match) back to that group only, marked replayed. Each replay leaves its
-marker (a few bytes) in the stream. Retention drops whole segments (500 MB each by default),
+type its patterns match) back to that group only, marked replayed. A batch that cannot be
+read is skipped with a WARNING. Each replay leaves its marker (a few bytes, one message of
+the old kind) in the stream. Retention drops whole segments (500 MB each by default),
 so an entry may outlive ``retention`` until its segment is full.
 """
 
@@ -27,7 +35,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -41,11 +49,24 @@ from .._message import OutgoingMessage
 from .._routing import matches
 from .._urls import mask_url
 from ._errors import reason, translate
+from ._log_batch import (
+    H_BATCH,
+    H_PUBLISHED,
+    H_TARGET,
+    BadBatch,
+    LogBatcher,
+    LogEntry,
+    batch_properties,
+    chunks,
+    old_entry,
+    pack_entry,
+    unpack,
+)
 from ._management import Management
 from ._publisher import ConfirmedPublisher, Outbound
-from ._wire import H_KEY, H_NO_ID, H_ROUTING_KEY, Names, to_amqp, user_headers
+from ._wire import Names, to_amqp
 
-__all__ = ["H_MARK", "RetainedLog", "unlogged"]
+__all__ = ["H_BATCH", "H_MARK", "RetainedLog", "unlogged"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +91,6 @@ def unlogged(publish: Publish) -> Publish:
 
 H_MARK = "tidings-log-mark"
 """Set on the marker a replay writes to find the end of the stream."""
-H_TARGET = "tidings-log-target"
-"""The group a logged message was sent to (empty: routed by its type)."""
-H_PUBLISHED = "tidings-log-published-at"
-"""Epoch seconds (float) when a logged message was published."""
 
 SKEW = 60.0
 """Seconds before ``since`` a replay starts reading (stream chunks carry the broker's clock)."""
@@ -82,13 +99,6 @@ BATCH = 500
 PREFETCH = 1000
 COPY_TIMEOUT = 5.0
 """Seconds a copy may wait for the stream's confirm (at most ``publish_timeout``)."""
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value.decode() if isinstance(value, bytes) else value)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _text(value: Any) -> str:
@@ -132,6 +142,7 @@ class RetainedLog:
         self._copier = ConfirmedPublisher(
             self._copy_channel, url=url, timeout=min(timeout, COPY_TIMEOUT), reconnect=self._back
         )
+        self._batcher = LogBatcher(self._write)
         self._timeout = timeout
         self._declared = False
         self._warned_at = float("-inf")
@@ -160,6 +171,7 @@ class RetainedLog:
     def _entry(
         self, message: OutgoingMessage, app_id: str, now: float, mark: str | None = None
     ) -> Outbound:
+        """A stream message of the old kind, one per event (today only a replay's marker)."""
         extra = {H_TARGET: message.group or "", H_PUBLISHED: repr(message.published_at or now)}
         if mark is not None:
             extra[H_MARK] = mark
@@ -170,21 +182,34 @@ class RetainedLog:
         self, messages: Sequence[OutgoingMessage], routed: Sequence[bool], app_id: str, now: float
     ) -> None:
         """Write a copy of each routed message to the stream and await its confirm; a copy
-        the stream does not take is a WARNING (at most one a minute), never an error."""
-        items = [self._entry(m, app_id, now) for m, ok in zip(messages, routed, strict=True) if ok]
-        if not items or _UNLOGGED.get():
+        the stream does not take is a WARNING (at most one a minute), never an error. The
+        copies of concurrent records travel in one batch message (see the docstring)."""
+        if _UNLOGGED.get():
             return
+        entries = [pack_entry(m, now) for m, ok in zip(messages, routed, strict=True) if ok]
+        if entries:
+            await self._batcher.add(app_id, entries)
+
+    async def _write(self, pending: Mapping[str, list[bytes]]) -> None:
+        """Send packed entries as batch messages (per app id, cut by `chunks`), one confirm
+        each; what the stream does not take is a WARNING. Never raises."""
+        now = time.time()
+        batches = [(app, c) for app, entries in pending.items() for c in chunks(entries)]
+        items: list[Outbound] = [
+            ("", self.name, b"".join(c), batch_properties(app, now)) for app, c in batches
+        ]
         try:
             if not self._declared:
                 await self.declare()
             taken = await self._copier.send(items)
         except Exception as exc:
-            self._warn(len(items), reason(exc))
+            self._warn(sum(len(c) for _, c in batches), reason(exc))
             await self._renew()
             return
         if not all(taken):
             self._declared = False  # deleted under us: declared again on the next publish
-            self._warn(taken.count(False), "the stream does not exist")
+            lost = sum(len(c) for (_, c), ok in zip(batches, taken, strict=True) if not ok)
+            self._warn(lost, "the stream does not exist")
 
     async def _copy_channel(self) -> Any:
         """The driver channel the copies go on: a confirm channel of their own, so a stream
@@ -214,7 +239,10 @@ class RetainedLog:
                 await (await channel.get_underlay_channel()).close()
 
     async def close(self) -> None:
-        """Fail copies still queued and close the copies' channel."""
+        """Give up the copies still queued (a WARNING) and close the copies' channel."""
+        lost = await self._batcher.close()
+        if lost:
+            self._warn(lost, "the transport was closed before the stream confirmed them")
         await self._copier.close()
         channel, self._copies = self._copies, None
         if channel is not None:
@@ -319,33 +347,48 @@ class RetainedLog:
             headers = message.headers or {}
             if _text(headers.get(H_MARK, "")) == mark:
                 break
-            if H_MARK in headers or _float(headers.get(H_PUBLISHED)) < since:
-                continue
-            target = _text(headers.get(H_TARGET, "")) or None
-            kind = _text(headers.get(H_ROUTING_KEY, message.type or ""))
-            if not takes(kind, target):
-                continue
-            batch.append(self._again(message, group, kind))
-            if len(batch) >= BATCH:
-                count += await self._flush(batch)
-                batch = []
+            for entry in self._entries(message, headers):
+                if entry.published_at < since or not takes(entry.type, entry.target):
+                    continue
+                batch.append(self._again(entry, group, message.app_id or ""))
+                if len(batch) >= BATCH:
+                    count += await self._flush(batch)
+                    batch = []
         return count + await self._flush(batch)
 
-    def _again(self, message: AbstractIncomingMessage, group: str, kind: str) -> Outbound:
-        headers = message.headers or {}
-        key = headers.get(H_KEY)
+    def _entries(
+        self, message: AbstractIncomingMessage, headers: Mapping[str, Any]
+    ) -> list[LogEntry]:
+        """The entries a stream message holds: those of a batch, the one of an old-style
+        message, none for another replay's marker or a batch that cannot be read."""
+        if H_MARK in headers:
+            return []
+        if H_BATCH not in headers:
+            return [old_entry(message, headers)]
+        try:
+            return unpack(message.body)
+        except BadBatch as exc:
+            logger.warning(
+                "skipping an unreadable batch in the retained log %r on %s (%s)",
+                self.name,
+                mask_url(self._url),
+                exc,
+            )
+            return []
+
+    def _again(self, entry: LogEntry, group: str, app_id: str) -> Outbound:
         again = OutgoingMessage(
-            id="" if H_NO_ID in headers else (message.message_id or ""),
-            type=kind,
-            body=message.body,
-            content_type=message.content_type or "application/json",
-            headers=user_headers(headers),
-            key=_text(key) if key is not None else None,
+            id=entry.id,
+            type=entry.type,
+            body=entry.body,
+            content_type=entry.content_type,
+            headers=entry.headers,
+            key=entry.key,
             group=group,
-            published_at=_float(headers.get(H_PUBLISHED)),
+            published_at=entry.published_at,
             replayed=True,
         )
-        return self._direct, group, message.body, to_amqp(again, message.app_id or "", time.time())
+        return self._direct, group, entry.body, to_amqp(again, app_id, time.time())
 
     async def _flush(self, batch: list[Outbound]) -> int:
         if not batch:
