@@ -1,9 +1,9 @@
-"""Acknowledgements written together: every ack of one event-loop turn in one go.
+"""Acknowledgements written together: the acks of a burst (`GATHER_FOR`) in one go.
 
 ``IncomingMessage.ack`` sends each ``basic.ack`` as its own write and waits for it to drain.
 An ack needs no answer from the broker, so a consumer queues it here and goes on; a flush
-task, started by the first ack of a burst, hands the acks queued meanwhile to `send_acks`,
-once per channel (one write of folded acks where aiormq allows it: see `_aiormq`).
+task, started by the first ack of a burst, waits `GATHER_FOR` (unless `GATHER_UP_TO` are
+queued already) and hands the acks queued meanwhile to `send_acks`, once per channel (one write of folded acks where aiormq allows it: see `_aiormq`).
 
 An ack for a channel that closed in between is dropped: the broker has already requeued
 that delivery (at least once), exactly as when a single ack fails.
@@ -21,6 +21,12 @@ from ._aiormq import ChannelAcks, send_acks
 __all__ = ["AckBatcher"]
 
 logger = logging.getLogger(__name__)
+
+GATHER_FOR = 0.002
+"""Seconds the first ack of a burst waits for others before the burst is written (the broker
+holds those deliveries as unacknowledged that much longer; prefetch bounds how many)."""
+GATHER_UP_TO = 64
+"""Acks queued at which they are written without waiting."""
 
 
 class AckBatcher:
@@ -46,6 +52,10 @@ class AckBatcher:
 
     async def _flush(self) -> None:
         try:
+            if len(self._queued) < GATHER_UP_TO:
+                # Acks trickle in a few per event-loop turn while a busy consumer's handlers
+                # finish; gathering them a moment cuts the writes several-fold.
+                await asyncio.sleep(GATHER_FOR)
             while self._queued:
                 queued, self._queued = self._queued, []
                 by_channel: dict[Any, list[int]] = {}
