@@ -101,3 +101,22 @@ async def test_a_queue_declared_with_other_arguments_names_the_argument(namespac
         await bus.start()
     text = one_line(caught.value)
     assert "x-queue-type" in text and namespace.queue("store") in text
+
+
+async def test_an_id_too_long_for_amqp_fails_alone_with_what_to_do(namespace):
+    # Given a bus publishing a burst in which one event has an id of 300 bytes
+    bus = namespace.bus(consume=False)
+
+    @bus.subscribe("blob.stored", group="blobs")
+    async def keep(event: Blob) -> None:
+        pass
+
+    async with bus:
+        results = await asyncio.gather(
+            *(bus.publish(Blob(data="x"), id="i" * 300 if n == 3 else None) for n in range(8)),
+            return_exceptions=True,
+        )
+    # Then that one publish says what is wrong and what to do, and the others went through
+    assert isinstance(results[3], ConfigError)
+    assert "at most 255 bytes" in one_line(results[3]) and "shorter id" in str(results[3])
+    assert all(isinstance(r, str) for n, r in enumerate(results) if n != 3)

@@ -24,6 +24,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
+from ..._exceptions import ConfigError
 from .._message import Delivery, OutgoingMessage
 
 __all__ = [
@@ -165,7 +166,16 @@ def to_amqp(
     message: OutgoingMessage, app_id: str, now: float, extra: Mapping[str, Any] | None = None
 ) -> spec.Basic.Properties:
     """The AMQP properties of the persistent message for `message`, with our bookkeeping
-    headers (the body is `message.body` as it is); `now` is the transport clock's time."""
+    headers (the body is `message.body` as it is); `now` is the transport clock's time.
+
+    Raises:
+        ConfigError: the id is longer than an AMQP message id can be (255 bytes).
+    """
+    if len(message.id) > 63 and len(message.id.encode()) > 255:
+        raise ConfigError(
+            f"event id {message.id[:40]!r}... is {len(message.id.encode())} bytes; RabbitMQ "
+            "carries message ids of at most 255 bytes: publish it with a shorter id"
+        )
     headers: dict[str, Any] = dict(message.headers)
     if message.key is not None:
         headers[H_KEY] = message.key
