@@ -4,6 +4,7 @@ delivery exactly once; and without the channel state it needs, publishing and ac
 take the public fallback and still work."""
 
 import asyncio
+import gc
 
 import pytest
 from hypothesis import given
@@ -106,3 +107,22 @@ async def test_without_the_channel_state_publishes_and_acks_take_the_public_api(
     assert await namespace.ready("notes") == 0
     # And the fallback was chosen for the publishing and the consuming channels alike
     assert len({id(channel) for channel in asked}) >= 2
+
+
+@pytest.mark.rabbitmq
+async def test_publishing_leaves_nothing_behind_on_the_channel(namespace):
+    # Given a bus that has published once (its channels open)
+    bus = await declare_notes(namespace)
+    await bus.publish(Note(n=0))
+
+    def futures() -> int:
+        gc.collect()
+        return sum(isinstance(o, asyncio.Future) for o in gc.get_objects())
+
+    before = futures()
+    # When it publishes 300 more, one at a time
+    for n in range(300):
+        await bus.publish(Note(n=n))
+    # Then no future per publish is left alive (a check of the channel's state once made a
+    # close observer per publish, kept until the channel closed)
+    assert futures() - before < 30

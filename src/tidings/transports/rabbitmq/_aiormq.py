@@ -57,14 +57,15 @@ _STATE = (
     "write_queue",
     "number",
     "create_future",
-    "closing",
     "max_content_size",
 )
 
 
 def supported(channel: Any) -> bool:
     """Whether `channel` (an aiormq channel) has the state the fast paths use."""
-    return all(hasattr(channel, name) for name in _STATE)
+    # ``closing`` is looked up on the class: reading the property makes a new observer of
+    # the channel's close, kept until the channel closes.
+    return all(hasattr(channel, name) for name in _STATE) and hasattr(type(channel), "closing")
 
 
 @dataclass(slots=True, eq=False)
