@@ -3,7 +3,8 @@
 ``IncomingMessage.ack`` sends each ``basic.ack`` as its own write and waits for it to drain.
 An ack needs no answer from the broker, so a consumer queues it here and goes on; a flush
 task, started by the first ack of a burst, waits `GATHER_FOR` (unless `GATHER_UP_TO` are
-queued already) and hands the acks queued meanwhile to `send_acks`, once per channel (one write of folded acks where aiormq allows it: see `_aiormq`).
+queued already) and hands the acks queued meanwhile to `send_acks`, once per channel (one
+write of folded acks where aiormq allows it: see `_aiormq`).
 
 An ack for a channel that closed in between is dropped: the broker has already requeued
 that delivery (at least once), exactly as when a single ack fails.
