@@ -75,6 +75,7 @@ def test_the_docs_page_keeps_the_outbox_and_observability_sections() -> None:
     sections = markdown.split(KEPT_START)[1:]
     titles = [s.split("\n## ", 1)[1].split("\n", 1)[0] for s in sections if KEPT_END in s]
     assert titles == [
+        "Before and after the performance work",
         "Observability middleware",
         "Outbox and inbox",
         "Request/reply round trip",
