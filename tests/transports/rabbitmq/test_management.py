@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -108,9 +109,13 @@ async def test_a_refused_login_is_named_in_the_warning(namespace, caplog):
 
 
 async def test_without_the_management_plugin_stats_come_from_amqp(bare_rabbitmq_node, caplog):
-    # Given a stock node (no plugins): nothing answers on its management port
+    # Given a stock node (no plugins), and a management URL nothing answers on: a port held
+    # by this test and never listened on (the node's own unused management port could be
+    # taken by a node started later in the session)
     node, name = bare_rabbitmq_node, f"t{uuid.uuid4().hex[:12]}"
-    management = f"http://127.0.0.1:{node.management_port}"
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    management = f"http://127.0.0.1:{closed.getsockname()[1]}"
     worker = Bus(node.url, name=name, management_url=management)
 
     @worker.subscribe("chore.run", group="chores")
@@ -139,6 +144,7 @@ async def test_without_the_management_plugin_stats_come_from_amqp(bare_rabbitmq_
 
         await eventually(dead, 10, "the chore in the DLQ")
         stats = {s.group: s for s in await inspector.stats()}
+    closed.close()
     # Then the inspecting bus sees the groups it declared, with AMQP's counters
     jobs, chores = stats["jobs"], stats["chores"]
     assert (jobs.ready, jobs.scheduled, jobs.dead, jobs.consumers) == (3, 1, 0, 0)
