@@ -68,7 +68,7 @@ async def test_nothing_is_written_while_aiormq_could_be_overtaken(namespace):
             aiormq.abc.ChannelFrame.marshall(channel.number, [spec.Basic.Qos(prefetch_count=1)])
         )
         assert not write_now(channel, batch)
-        await asyncio.sleep(0.05)
+        await eventually(channel.write_queue.empty, 5, "aiormq's writer to take the frame")
         # the broker blocking the connection
         unblocked = connection._Connection__connection_unblocked
         unblocked.clear()
