@@ -247,7 +247,7 @@ class Tidings(PythonContender):
 
         names = Names(self.name)
         tiers = [names.delay_queue("sink", tier) for tier, _ in TIERS]
-        return [names.queue("sink"), names.dlq("sink"), *tiers]
+        return [names.queue("sink"), names.dlq("sink"), *tiers, f"{self.name}.:log"]
 
     def _exchanges(self) -> list[str]:
         from tidings.transports.rabbitmq._wire import Names

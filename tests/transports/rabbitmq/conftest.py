@@ -2,12 +2,15 @@
 with no plugins (started only by the tests that need one), and a fresh bus namespace per test
 (deleted afterwards). Waits come from `tests.support`."""
 
+import asyncio
 import contextlib
 import uuid
 
 import aio_pika
+import aiormq
 import pika
 import pytest
+from pamqp import commands as spec
 
 from tests.servers import (  # noqa: F401 - session fixtures
     RabbitNode,
@@ -17,6 +20,8 @@ from tests.servers import (  # noqa: F401 - session fixtures
     redis_server,
 )
 from tidings import Bus, Event
+from tidings.transports.rabbitmq._aiormq import PendingPublish
+from tidings.transports.rabbitmq._reader import bulk_reading, remember_socket
 
 
 class Note(Event, type="note.kept", version=1):
@@ -118,6 +123,25 @@ def one_line(exc: BaseException) -> str:
     text = str(exc)
     assert "\n" not in text, text
     return text
+
+
+async def confirm_channel(url: str):
+    """(connection, channel, queue): an aiormq connection made as tidings makes its own
+    (bulk reading, socket remembered), a confirm channel on it and an auto-delete queue."""
+    with bulk_reading() as made:
+        connection = await aiormq.connect(url)
+    remember_socket(connection, made)
+    channel = await connection.channel(publisher_confirms=True)
+    queue = f"confirms-{uuid.uuid4().hex[:8]}"
+    await channel.queue_declare(queue, auto_delete=True)
+    return connection, channel, queue
+
+
+def pending_publish(routing_key: str, n: int) -> PendingPublish:
+    """A persistent publish of body ``str(n)`` (message id ``m<n>``) to the default exchange."""
+    outcome = asyncio.get_running_loop().create_future()
+    properties = spec.Basic.Properties(message_id=f"m{n}", delivery_mode=2)
+    return PendingPublish("", routing_key, str(n).encode(), properties, outcome)
 
 
 async def start_and_close(url: str, **options) -> None:

@@ -4,7 +4,6 @@ order; it writes nothing whenever that could overtake aiormq's own frames or flo
 connection); a bus's bursts take that path."""
 
 import asyncio
-import uuid
 
 import aiormq
 import pytest
@@ -12,34 +11,17 @@ from pamqp import commands as spec
 
 from tests.support import eventually
 from tidings.transports.rabbitmq import _aiormq
-from tidings.transports.rabbitmq._aiormq import PendingPublish, write_now
-from tidings.transports.rabbitmq._reader import bulk_reading, remember_socket
+from tidings.transports.rabbitmq._aiormq import write_now
 
-from .conftest import Note, declare_notes
+from .conftest import Note, confirm_channel, declare_notes, pending_publish
 
 pytestmark = pytest.mark.rabbitmq
 
 
-async def connect(url: str):
-    with bulk_reading() as made:
-        connection = await aiormq.connect(url)
-    remember_socket(connection, made)
-    channel = await connection.channel(publisher_confirms=True)
-    queue = f"write-now-{uuid.uuid4().hex[:8]}"
-    await channel.queue_declare(queue, auto_delete=True)
-    return connection, channel, queue
-
-
-def pending(queue: str, n: int) -> PendingPublish:
-    outcome = asyncio.get_running_loop().create_future()
-    properties = spec.Basic.Properties(message_id=f"m{n}", delivery_mode=2)
-    return PendingPublish("", queue, str(n).encode(), properties, outcome)
-
-
 async def test_written_publishes_are_confirmed_and_arrive_in_order(namespace):
-    connection, channel, queue = await connect(namespace.node.url)
+    connection, channel, queue = await confirm_channel(namespace.node.url)
     try:
-        batch = [pending(queue, n) for n in range(100)]
+        batch = [pending_publish(queue, n) for n in range(100)]
         assert write_now(channel, batch)
         answers = await asyncio.gather(*(item.outcome for item in batch))
         assert all(isinstance(a, spec.Basic.Ack) for a in answers)
@@ -53,9 +35,9 @@ async def test_written_publishes_are_confirmed_and_arrive_in_order(namespace):
 
 
 async def test_nothing_is_written_while_aiormq_could_be_overtaken(namespace):
-    connection, channel, queue = await connect(namespace.node.url)
+    connection, channel, queue = await confirm_channel(namespace.node.url)
     try:
-        batch = [pending(queue, n) for n in range(3)]
+        batch = [pending_publish(queue, n) for n in range(3)]
         # a call holding the channel
         lock = channel._Channel__lock
         await lock.acquire()

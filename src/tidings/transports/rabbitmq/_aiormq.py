@@ -8,16 +8,17 @@ leave one system call each. The fast paths here write a whole batch in one `Chan
   generic marshalling takes), numbers the batch with consecutive delivery tags and registers
   each message's outcome future as the channel's confirmation for its tag, the way
   ``aiormq.Channel.basic_publish`` registers its own (so returns and nacks reach it as they
-  reach aiormq's publishes; a channel that closes fails it, see `_watch`);
+  reach aiormq's publishes; `_confirms` settles them and fails them when the channel closes);
 - acknowledging folds runs of delivery tags into ``multiple`` acks (`ChannelAcks`).
 
 Both use the channel's state (``lock``, ``delivery_tag``, ``confirmations``,
 ``message_id_delivery_tag``, ``write_queue``, ``number``, ``create_future``, ``closing``,
-``max_content_size``). `supported`
+``max_content_size``, and the confirm and return handlers `_confirms` replaces). `supported`
 checks that a channel has it; when it does not (another aiormq version), `send_publishes` and
 `send_acks` take the fallback: aiormq's public ``basic_publish`` and ``basic_ack``, one
 message at a time. Tested with aiormq 7.2.4 and pamqp 4.0.1 (the versions the ``rabbitmq``
-extra pins). Nothing else in tidings touches aiormq's channel state or writes frames.
+extra pins). Nothing else in tidings but `_confirms` touches aiormq's channel state or writes
+frames.
 """
 
 from __future__ import annotations
@@ -25,16 +26,15 @@ from __future__ import annotations
 import asyncio
 import struct
 import uuid
-import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import aiormq
 from aiormq.abc import ChannelFrame, DeliveredMessage
 from pamqp import commands as spec
 
+from ._confirms import register, unregister, watch
 from ._frames import publish_frames
 from ._reader import socket_of
 
@@ -58,6 +58,8 @@ _STATE = (
     "number",
     "create_future",
     "max_content_size",
+    "_on_confirm_frame",
+    "_on_return_frame",
 )
 
 
@@ -105,66 +107,12 @@ async def send_publishes(channel: Any, batch: list[PendingPublish]) -> None:
         await _publish_each(channel, batch)
 
 
-def _forget(channel: Any, message_id: str, tag: int, _: object = None) -> None:
-    """Drop the message id -> delivery tag entry aiormq uses to match returns."""
-    if channel.message_id_delivery_tag.get(message_id) == tag:
-        channel.message_id_delivery_tag.pop(message_id, None)
-
-
-_watched: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _watch(channel: Any) -> None:
-    """Once per channel: when it closes, fail the outcomes it still owes a confirm.
-
-    The outcomes are plain futures registered as the channel's confirmations (aiormq resolves
-    them itself: one future and one wake-up per publish, instead of a confirmation future in
-    aiormq's stores relayed to the outcome); aiormq fails only its own futures on a close, so
-    this does it for ours."""
-    if channel in _watched:
-        return
-    _watched.add(channel)
-    channel.closing.add_done_callback(partial(_closed, channel))
-
-
-def _closed(channel: Any, closing: asyncio.Future[Any]) -> None:
-    reason: BaseException | None = None
-    if not closing.cancelled():
-        reason = closing.exception()
-    if reason is None:
-        reason = aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
-    for confirmation in list(channel.confirmations.values()):
-        if isinstance(confirmation, asyncio.Future) and not confirmation.done():
-            confirmation.set_exception(reason)
-
-
-def _register(channel: Any, item: PendingPublish) -> tuple[int, str]:
-    """Number one publish and register its outcome as its confirmation, as
-    ``basic_publish`` registers its own future."""
-    message_id = str(item.properties.message_id)  # set by the caller
-    channel.delivery_tag += 1
-    tag: int = channel.delivery_tag
-    channel.confirmations[tag] = item.outcome
-    channel.message_id_delivery_tag[message_id] = tag
-    item.outcome.add_done_callback(partial(_forget, channel, message_id, tag))
-    return tag, message_id
-
-
-def _unregister(channel: Any, registered: list[tuple[int, str]]) -> None:
-    """Undo `_register` for publishes never handed to the writer (the broker has not seen
-    these tags; their outcomes are failed by the caller)."""
-    for tag, message_id in reversed(registered):
-        channel.confirmations.pop(tag, None)
-        _forget(channel, message_id, tag)
-    channel.delivery_tag -= len(registered)
-
-
-def _encode(channel: Any, batch: list[PendingPublish]) -> tuple[bytes, list[tuple[int, str]]]:
+def _encode(channel: Any, batch: list[PendingPublish]) -> tuple[bytes, list[int]]:
     """The frames of `batch` in one byte string, each publish numbered and registered (one
     AMQP cannot carry fails alone, with no tag taken); publishes already settled (their
     publisher gave up) are left out."""
     parts: list[bytes] = []
-    registered: list[tuple[int, str]] = []
+    registered: list[int] = []
     number, limit = channel.number, channel.max_content_size
     for item in batch:
         if item.outcome.done():
@@ -180,7 +128,7 @@ def _encode(channel: Any, batch: list[PendingPublish]) -> tuple[bytes, list[tupl
         except (TypeError, ValueError, struct.error) as exc:
             item.outcome.set_exception(exc)
             continue
-        registered.append(_register(channel, item))
+        registered.append(register(channel, str(properties.message_id), item.outcome))
         parts += frames
     return b"".join(parts), registered
 
@@ -189,7 +137,7 @@ async def _write_publishes(channel: Any, batch: list[PendingPublish]) -> None:
     async with channel.lock:
         if channel.is_closed:
             raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
-        _watch(channel)
+        watch(channel)
         payload, registered = _encode(channel, batch)
         if not payload:
             return
@@ -198,7 +146,7 @@ async def _write_publishes(channel: Any, batch: list[PendingPublish]) -> None:
             frame = ChannelFrame(payload=payload, should_close=False, drain_future=drained)
             await channel.write_queue.put(frame)
         except BaseException:
-            _unregister(channel, registered)
+            unregister(channel, registered)
             drained.cancel()
             raise
         await drained
@@ -227,7 +175,7 @@ def write_now(channel: Any, batch: list[PendingPublish]) -> bool:
         or transport.get_write_buffer_size() >= WRITE_NOW_BUFFER
     ):
         return False
-    _watch(channel)
+    watch(channel)
     payload, _ = _encode(channel, batch)
     if payload:
         transport.write(payload)

@@ -188,6 +188,7 @@ class ConfirmedPublisher:
         self._reconnect = reconnect
         self._closed = False
         self._renewed_at = float("-inf")
+        self._deadlines = _Deadlines()
 
     async def close(self) -> None:
         """Refuse new sends and fail the queued ones."""
@@ -263,13 +264,12 @@ class ConfirmedPublisher:
         if self._closed:
             raise BrokerUnavailable(f"the transport for {mask_url(self._url)} is not open")
         futures = [self._batcher.submit(*items[i]) for i in pending]
-        # Bounded by the deadline: a confirm lost with its connection may never come. One
-        # timer for the call, and each outcome awaited as it is (asyncio.wait would add a
-        # waiter future and callbacks per call, a third of the cost of a confirm).
-        expiry = _Expiry(futures)
-        timer = asyncio.get_running_loop().call_later(
-            max(0.01, deadline - time.monotonic()), expiry.expire
-        )
+        # Bounded by the deadline: a confirm lost with its connection may never come. Each
+        # outcome is awaited as it is (asyncio.wait would add a waiter future and callbacks
+        # per call, a third of the cost of a confirm), and one timer watches every send's
+        # deadline (`_Deadlines`), not one a send.
+        expiry = _Expiry(futures, deadline)
+        self._deadlines.add(expiry)
         try:
             for future in futures:
                 if future.done():
@@ -287,7 +287,7 @@ class ConfirmedPublisher:
                 future.cancel()  # abandoned: unsent ones are not sent, late confirms dropped
             raise
         finally:
-            timer.cancel()
+            self._deadlines.discard(expiry)
         return [self._outcome(future, expiry.expired) for future in futures]
 
     @staticmethod
@@ -307,16 +307,56 @@ class ConfirmedPublisher:
 
 
 class _Expiry:
-    """Cancels the outcomes still unanswered at a send's deadline (so a confirm that comes
-    later is dropped by aiormq) and remembers that it did."""
+    """Cancels the outcomes of one send still unanswered at its deadline (so a confirm that
+    comes later is dropped by aiormq) and remembers that it did."""
 
-    __slots__ = ("expired", "futures")
+    __slots__ = ("deadline", "expired", "futures")
 
-    def __init__(self, futures: list[asyncio.Future[Any]]) -> None:
+    def __init__(self, futures: list[asyncio.Future[Any]], deadline: float) -> None:
         self.futures = futures
+        self.deadline = deadline
         self.expired = False
 
     def expire(self) -> None:
         self.expired = True
         for future in self.futures:
             future.cancel()
+
+
+class _Deadlines:
+    """The sends under way and one timer for all their deadlines (`time.monotonic`).
+
+    The timer is set for the earliest deadline known when it is set (or a newer, earlier
+    one); when it fires it expires every send past its deadline and is set again for the
+    earliest left. A send that ends is dropped at once, so a busy publisher's timer fires
+    about once per publish timeout, not once per send.
+    """
+
+    def __init__(self) -> None:
+        self._live: dict[_Expiry, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = float("inf")
+
+    def add(self, expiry: _Expiry) -> None:
+        self._live[expiry] = None
+        if expiry.deadline < self._at:
+            self._arm(expiry.deadline)
+
+    def discard(self, expiry: _Expiry) -> None:
+        self._live.pop(expiry, None)
+
+    def _arm(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._at = at
+        delay = max(0.01, at - time.monotonic())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._at = None, float("inf")
+        now = time.monotonic()
+        for expiry in [e for e in self._live if e.deadline <= now]:
+            del self._live[expiry]
+            expiry.expire()
+        if self._live:
+            self._arm(min(e.deadline for e in self._live))

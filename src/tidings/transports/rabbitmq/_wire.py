@@ -14,6 +14,7 @@ message's returns, which `incoming_to_delivery` adds to the attempt; a copy neve
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -162,6 +163,13 @@ def _correlation_id(message: OutgoingMessage) -> str | None:
     return str(value) if value is not None else None
 
 
+@functools.lru_cache(maxsize=4)
+def _timestamp(second: int) -> datetime:
+    """The AMQP timestamp of a message published in `second` (the same few seconds for a
+    burst: one datetime each)."""
+    return datetime.fromtimestamp(second, UTC)
+
+
 def to_amqp(
     message: OutgoingMessage, app_id: str, now: float, extra: Mapping[str, Any] | None = None
 ) -> spec.Basic.Properties:
@@ -200,7 +208,7 @@ def to_amqp(
         delivery_mode=PERSISTENT,
         correlation_id=_correlation_id(message),
         message_id=message.id or None,
-        timestamp=datetime.fromtimestamp(int(published), UTC),
+        timestamp=_timestamp(int(published)),
         message_type=message.type,
         app_id=app_id,
         reply_to=message.reply_to,
