@@ -125,16 +125,20 @@ def one_line(exc: BaseException) -> str:
     return text
 
 
-async def confirm_channel(url: str):
-    """(connection, channel, queue): an aiormq connection made as tidings makes its own
-    (bulk reading, socket remembered), a confirm channel on it and an auto-delete queue."""
+@pytest.fixture
+async def confirm_channel(rabbitmq_node):  # noqa: F811
+    """(channel, queue): a confirm channel on an aiormq connection made as tidings makes its
+    own (bulk reading, socket remembered), and an auto-delete queue; closed afterwards."""
     with bulk_reading() as made:
-        connection = await aiormq.connect(url)
+        connection = await aiormq.connect(rabbitmq_node.url)
     remember_socket(connection, made)
-    channel = await connection.channel(publisher_confirms=True)
-    queue = f"confirms-{uuid.uuid4().hex[:8]}"
-    await channel.queue_declare(queue, auto_delete=True)
-    return connection, channel, queue
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = f"confirms-{uuid.uuid4().hex[:8]}"
+        await channel.queue_declare(queue, auto_delete=True)
+        yield channel, queue
+    finally:
+        await connection.close()
 
 
 def pending_publish(routing_key: str, n: int) -> PendingPublish:

@@ -8,7 +8,7 @@ import pytest
 
 from tidings import BrokerUnavailable, ConfigError, Event, MessageTooLarge
 
-from .conftest import one_line, start_and_close
+from .conftest import Note, declare_notes, one_line, start_and_close
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -105,17 +105,11 @@ async def test_a_queue_declared_with_other_arguments_names_the_argument(namespac
 
 async def test_an_id_too_long_for_amqp_fails_alone_with_what_to_do(namespace):
     # Given a bus publishing a burst in which one event has an id of 300 bytes
-    bus = namespace.bus(consume=False)
-
-    @bus.subscribe("blob.stored", group="blobs")
-    async def keep(event: Blob) -> None:
-        pass
-
-    async with bus:
-        results = await asyncio.gather(
-            *(bus.publish(Blob(data="x"), id="i" * 300 if n == 3 else None) for n in range(8)),
-            return_exceptions=True,
-        )
+    bus = await declare_notes(namespace)
+    results = await asyncio.gather(
+        *(bus.publish(Note(n=n), id="i" * 300 if n == 3 else None) for n in range(8)),
+        return_exceptions=True,
+    )
     # Then that one publish says what is wrong and what to do, and the others went through
     assert isinstance(results[3], ConfigError)
     assert "at most 255 bytes" in one_line(results[3]) and "shorter id" in str(results[3])
