@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from functools import partial
 from typing import Any
 
@@ -32,17 +31,15 @@ __all__ = ["register", "unregister", "watch"]
 logger = logging.getLogger(__name__)
 
 _IDS = "_tidings_message_ids"
-"""The channel attribute holding delivery tag -> message id of our registered publishes."""
-
-_watched: weakref.WeakSet[Any] = weakref.WeakSet()
+"""The channel attribute holding delivery tag -> message id of our registered publishes (set
+by `watch`: a channel that has it is watched)."""
 
 
 def watch(channel: Any) -> None:
     """Once per channel: settle its confirms with `_on_confirm`, guard its returns, and fail
     the outcomes it still owes a confirm when it closes."""
-    if channel in _watched:
+    if hasattr(channel, _IDS):
         return
-    _watched.add(channel)
     setattr(channel, _IDS, {})
     channel._on_confirm_frame = partial(_on_confirm, channel)
     channel._on_return_frame = partial(_on_return, channel, channel._on_return_frame)
@@ -65,14 +62,17 @@ def unregister(channel: Any, tags: list[int]) -> None:
     these tags, the last ones taken; their outcomes are failed by the caller)."""
     for tag in reversed(tags):
         channel.confirmations.pop(tag, None)
-        _forget(channel, tag)
+    _forget(channel, tags)
     channel.delivery_tag -= len(tags)
 
 
-def _forget(channel: Any, tag: int) -> None:
-    message_id = getattr(channel, _IDS).pop(tag, None)
-    if message_id is not None and channel.message_id_delivery_tag.get(message_id) == tag:
-        del channel.message_id_delivery_tag[message_id]
+def _forget(channel: Any, tags: list[int]) -> None:
+    """Drop the message id -> delivery tag entries of `tags` (aiormq's, to match returns)."""
+    ids, tag_of = getattr(channel, _IDS), channel.message_id_delivery_tag
+    for tag in tags:
+        message_id = ids.pop(tag, None)
+        if message_id is not None and tag_of.get(message_id) == tag:
+            del tag_of[message_id]
 
 
 async def _on_confirm(channel: Any, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
@@ -86,10 +86,10 @@ async def _on_confirm(channel: Any, frame: spec.Basic.Ack | spec.Basic.Nack) -> 
         tags = [tag for tag in confirmations if tag <= last]
     else:
         tags = [last]
+    _forget(channel, tags)
     ack = isinstance(frame, spec.Basic.Ack)
     for tag in tags:
         confirmation = confirmations.pop(tag)
-        _forget(channel, tag)
         if isinstance(confirmation, aiormq.channel.Returning) or confirmation.done():
             continue  # returned (its outcome is failed already), or given up
         if ack:

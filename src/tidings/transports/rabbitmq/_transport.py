@@ -282,10 +282,7 @@ class RabbitMQTransport(Transport):
         try:
             if self._replies is not None and messages and messages[0].reply_to is not None:
                 return await self._replies.send(items)  # a request: on the reply channel
-            sender = self._sender  # `_send_all`, inline: one coroutine less a publish
-            if sender is None:
-                raise BrokerUnavailable(f"the transport for {mask_url(self.url)} is not open")
-            routed = await sender.send(items)
+            routed = await self._send_all(items)
         except Refused as refused:
             resend: Resend = lambda indices: self._send_all([items[i] for i in indices])  # noqa: E731
             routed = await self._full.after_refusal(refused, messages, resend)
